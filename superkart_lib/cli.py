@@ -1,0 +1,134 @@
+"""The ``superkart`` command line: thin wrappers over the library's functions.
+
+User errors (bad files, bad values, bad options) print one line and exit with
+status 2; heavy modules are imported inside each command so ``superkart --help``
+and the production commands start fast and need no scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from superkart_lib import __version__
+from superkart_lib.errors import SuperKartError
+
+USER_ERROR = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def _write_csv_atomically(frame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    frame.to_csv(partial, index=False)
+    partial.replace(out)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from superkart_lib.synthetic import generate
+
+    frame = generate(rows=args.rows, seed=args.seed)
+    _write_csv_atomically(frame, Path(args.out))
+    print(f"wrote {len(frame):,} synthetic rows (seed {args.seed}) to {args.out}")
+    return 0
+
+
+def load_training_data(path: str | None, rows: int = 8763, seed: int = 0):
+    """A validated frame from ``path``, or the built-in synthetic data; plus its facts."""
+    import hashlib
+
+    from superkart_lib.data import read_csv, sha256_file
+    from superkart_lib.synthetic import generate
+
+    if path:
+        frame = read_csv(path)
+        return frame, {"source": str(path), "sha256": sha256_file(path), "rows": len(frame)}
+    frame = generate(rows=rows, seed=seed)
+    text = frame.to_csv(index=False).encode()
+    source = f"synthetic(rows={rows}, seed={seed})"
+    return frame, {"source": source, "sha256": hashlib.sha256(text).hexdigest(), "rows": len(frame)}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from superkart_lib.package import write_package
+    from superkart_lib.train import train
+
+    frame, facts = load_training_data(args.data)
+    print(f"training on {facts['rows']:,} rows from {facts['source']} (backend {args.backend})", file=sys.stderr)
+    result = train(frame, seed=args.seed, n_iter=args.n_iter, backend=args.backend, scheduler=args.scheduler)
+    out = write_package(result, args.out, facts)
+    print(result.zoo.round({"cv_r2": 4, "r2": 4, "rmse": 1, "mae": 1, "mape": 4, "fit_seconds": 2}).to_string(index=False))
+    for note in result.notes:
+        print(f"note: {note}")
+    m = result.metrics
+    print(
+        f"best: {result.family} ({'tuned' if result.tuned else 'defaults'}) "
+        f"test r2={m['r2']:.4f} rmse={m['rmse']:.1f} mae={m['mae']:.1f} mape={m['mape']:.2%}"
+    )
+    print(f"model package: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="superkart", description="SuperKart: take a sales model from a notebook to production.")
+    parser.add_argument("--version", action="version", version=f"superkart {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("data", help="write synthetic SuperKart data with the real schema")
+    p.add_argument("--rows", type=_positive_int, default=8763, help="number of rows (default 8763)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="compare the model zoo, tune the best, write the model package")
+    p.add_argument("--data", help="SuperKart CSV (default: built-in synthetic data)")
+    p.add_argument("--out", required=True, help="model package directory to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, CV folds, search and models")
+    p.add_argument("--n-iter", type=_non_negative_int, default=20, help="search candidates (0: no tuning)")
+    p.add_argument("--backend", choices=("loky", "dask"), default="loky", help="where the search runs")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (with --backend dask)")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SuperKartError as exc:
+        print(f"superkart {args.command}: error: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print(f"superkart {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_entry()
