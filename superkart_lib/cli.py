@@ -78,7 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {facts['rows']:,} rows from {facts['source']} (backend {args.backend})", file=sys.stderr)
     result = train(frame, seed=args.seed, n_iter=args.n_iter, backend=args.backend, scheduler=args.scheduler)
     out = write_package(result, args.out, facts)
-    print(result.zoo.round({"cv_r2": 4, "r2": 4, "rmse": 1, "mae": 1, "mape": 4, "fit_seconds": 2}).to_string(index=False))
+    print(
+        result.zoo.round({"cv_r2": 4, "r2": 4, "rmse": 1, "mae": 1, "mape": 4, "fit_seconds": 2}).to_string(index=False)
+    )
     for note in result.notes:
         print(f"note: {note}")
     m = result.metrics
@@ -91,7 +93,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="superkart", description="SuperKart: take a sales model from a notebook to production.")
+    parser = argparse.ArgumentParser(
+        prog="superkart", description="SuperKart: take a sales model from a notebook to production."
+    )
     parser.add_argument("--version", action="version", version=f"superkart {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

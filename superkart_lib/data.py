@@ -132,8 +132,7 @@ def _check_stores(frame: pd.DataFrame, path: Path) -> None:
                 path,
                 column,
                 index,
-                f"{frame[column].iloc[index]!r} contradicts store {store}, "
-                f"whose {column} is {expected.iloc[index]!r}",
+                f"{frame[column].iloc[index]!r} contradicts store {store}, whose {column} is {expected.iloc[index]!r}",
             )
 
 

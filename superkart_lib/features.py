@@ -103,7 +103,11 @@ def make_preprocessor(scale: bool) -> ColumnTransformer:
                 Pipeline([("clean", CategoryMapper(dict(schema.SUGAR_ALIASES))), ("onehot", _onehot())]),
                 ["Product_Sugar_Content"],
             ),
-            ("group", Pipeline([("derive", CategoryMapper(PRODUCT_GROUP_OF)), ("onehot", _onehot())]), ["Product_Type"]),
+            (
+                "group",
+                Pipeline([("derive", CategoryMapper(PRODUCT_GROUP_OF)), ("onehot", _onehot())]),
+                ["Product_Type"],
+            ),
             ("categories", _onehot(), categorical),
         ],
         remainder="drop",

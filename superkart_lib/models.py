@@ -6,8 +6,9 @@ search, and a saved model that grabs every core slows serving (DESIGN, known tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor, RandomForestRegressor

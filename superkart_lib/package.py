@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ WRITERS = {JOBLIB: _write_joblib}
 
 def build_manifest(result: TrainResult, files: dict[str, dict], data: dict[str, Any]) -> dict[str, Any]:
     """Manifest of a trained result; ``files`` maps file name to sha256 and size."""
-    created = datetime.now(timezone.utc).replace(microsecond=0)
+    created = datetime.now(UTC).replace(microsecond=0)
     return {
         "format_version": 1,
         "package_version": f"{created:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",

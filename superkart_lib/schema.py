@@ -7,7 +7,7 @@ This module is pure Python so the production runtime can import it without panda
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["id", "number", "integer", "category"]
@@ -61,10 +61,10 @@ class Column:
         """True when ``value`` violates the bounds (NaN counts as a violation)."""
         if value != value:  # NaN
             return True
-        if self.minimum is not None:
-            if value < self.minimum or (self.exclusive_minimum and value == self.minimum):
-                return True
-        return self.maximum is not None and value > self.maximum
+        below = self.minimum is not None and (
+            value < self.minimum or (self.exclusive_minimum and value == self.minimum)
+        )
+        return below or self.maximum is not None and value > self.maximum
 
 
 @dataclass(frozen=True)
@@ -117,26 +117,34 @@ TARGET = "Product_Store_Sales_Total"
 
 COLUMNS: tuple[Column, ...] = (
     Column("Product_Id", "id", "Product code: FD food, NC non-consumable, DR drinks", required=False),
-    Column("Product_Weight", "number", "Weight of the product", minimum=0, maximum=100,
-           exclusive_minimum=True, unit="kg"),
-    Column("Product_Sugar_Content", "category", "Sugar content",
-           categories=SUGAR_LEVELS + tuple(SUGAR_ALIASES)),
-    Column("Product_Allocated_Area", "number", "Share of the store's display area",
-           minimum=0, maximum=1, exclusive_minimum=True, unit="share"),
-    Column("Product_Type", "category", "Product category",
-           categories=tuple(sorted(t for g in PRODUCT_GROUPS.values() for t in g))),
-    Column("Product_MRP", "number", "Maximum retail price", minimum=0, maximum=10_000,
-           exclusive_minimum=True, unit="$"),
+    Column(
+        "Product_Weight", "number", "Weight of the product", minimum=0, maximum=100, exclusive_minimum=True, unit="kg"
+    ),
+    Column("Product_Sugar_Content", "category", "Sugar content", categories=SUGAR_LEVELS + tuple(SUGAR_ALIASES)),
+    Column(
+        "Product_Allocated_Area",
+        "number",
+        "Share of the store's display area",
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+        unit="share",
+    ),
+    Column(
+        "Product_Type",
+        "category",
+        "Product category",
+        categories=tuple(sorted(t for g in PRODUCT_GROUPS.values() for t in g)),
+    ),
+    Column(
+        "Product_MRP", "number", "Maximum retail price", minimum=0, maximum=10_000, exclusive_minimum=True, unit="$"
+    ),
     Column("Store_Id", "category", "Store code", categories=tuple(STORES)),
-    Column("Store_Establishment_Year", "integer", "Year the store opened",
-           minimum=1900, maximum=2100),
+    Column("Store_Establishment_Year", "integer", "Year the store opened", minimum=1900, maximum=2100),
     Column("Store_Size", "category", "Store size", categories=("Small", "Medium", "High")),
-    Column("Store_Location_City_Type", "category", "City tier",
-           categories=("Tier 1", "Tier 2", "Tier 3")),
-    Column("Store_Type", "category", "Store format",
-           categories=tuple(sorted({s.store_type for s in STORES.values()}))),
-    Column(TARGET, "number", "Total sales of the product in the store", minimum=0,
-           maximum=1_000_000, unit="$"),
+    Column("Store_Location_City_Type", "category", "City tier", categories=("Tier 1", "Tier 2", "Tier 3")),
+    Column("Store_Type", "category", "Store format", categories=tuple(sorted({s.store_type for s in STORES.values()}))),
+    Column(TARGET, "number", "Total sales of the product in the store", minimum=0, maximum=1_000_000, unit="$"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
@@ -144,12 +152,8 @@ ALL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 #: Columns a model takes: everything but the target (Product_Id optional, unused).
 INPUT_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_COLUMNS if c != TARGET)
 FEATURE_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required and c.name != TARGET)
-NUMERIC_FEATURES: tuple[str, ...] = tuple(
-    c for c in FEATURE_COLUMNS if BY_NAME[c].kind in ("number", "integer")
-)
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(
-    c for c in FEATURE_COLUMNS if BY_NAME[c].kind == "category"
-)
+NUMERIC_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if BY_NAME[c].kind in ("number", "integer"))
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if BY_NAME[c].kind == "category")
 
 #: Store columns and the Store attribute each must match.
 STORE_ATTRIBUTES: dict[str, str] = {

@@ -26,10 +26,22 @@ STORE_PROFILE = {
     "OUT004": (3299.0, 468.0, 12.4, 142.0),
 }
 TYPE_ROWS = {
-    "Fruits and Vegetables": 1249, "Snack Foods": 1149, "Frozen Foods": 811, "Dairy": 796,
-    "Household": 740, "Baking Goods": 716, "Canned": 677, "Health and Hygiene": 628,
-    "Meat": 618, "Soft Drinks": 519, "Breads": 200, "Hard Drinks": 186, "Others": 151,
-    "Starchy Foods": 141, "Breakfast": 106, "Seafood": 76,
+    "Fruits and Vegetables": 1249,
+    "Snack Foods": 1149,
+    "Frozen Foods": 811,
+    "Dairy": 796,
+    "Household": 740,
+    "Baking Goods": 716,
+    "Canned": 677,
+    "Health and Hygiene": 628,
+    "Meat": 618,
+    "Soft Drinks": 519,
+    "Breads": 200,
+    "Hard Drinks": 186,
+    "Others": 151,
+    "Starchy Foods": 141,
+    "Breakfast": 106,
+    "Seafood": 76,
 }
 #: Among food and drink rows: Low Sugar 4,885, Regular 2,251 + reg 108.
 SUGAR_SHARES = {"Low Sugar": 4885, "Regular": 2251, "reg": 108}

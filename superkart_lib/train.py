@@ -47,9 +47,7 @@ def _folds(seed: int) -> KFold:
     return KFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
 
 
-def compare_zoo(
-    data: Split, seed: int = 0, families: Sequence[str] | None = None, n_jobs: int = -1
-) -> pd.DataFrame:
+def compare_zoo(data: Split, seed: int = 0, families: Sequence[str] | None = None, n_jobs: int = -1) -> pd.DataFrame:
     """Cross-validate each family on the training split, then fit and score it on the test split.
 
     Returns

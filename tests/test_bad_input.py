@@ -77,8 +77,14 @@ CASES = [
     ),
     (
         "store-contradiction",
-        _store_row(11, Store_Id="OUT002", Store_Establishment_Year="1998", Store_Size="High",
-                   Store_Location_City_Type="Tier 3", Store_Type="Food Mart"),
+        _store_row(
+            11,
+            Store_Id="OUT002",
+            Store_Establishment_Year="1998",
+            Store_Size="High",
+            Store_Location_City_Type="Tier 3",
+            Store_Type="Food Mart",
+        ),
         ["column 'Store_Size', row 11", "'High' contradicts store OUT002", "whose Store_Size is 'Small'"],
     ),
     (
