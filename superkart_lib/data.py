@@ -99,13 +99,7 @@ def _parse_column(raw: pd.Series, column: schema.Column, path: Path) -> pd.Serie
         index = int(np.flatnonzero(bad)[0])
         raise _problem(path, column.name, index, f"{text.iloc[index]!r} is not a number")
     numbers = values.to_numpy(dtype="float64")
-    outside = ~np.isfinite(numbers)
-    if column.minimum is not None:
-        outside |= numbers < column.minimum
-        if column.exclusive_minimum:
-            outside |= numbers == column.minimum
-    if column.maximum is not None:
-        outside |= numbers > column.maximum
+    outside = column.out_of_bounds(numbers)
     if outside.any():
         index = int(np.flatnonzero(outside)[0])
         raise _problem(

@@ -2,13 +2,15 @@
 
 Everything else derives from these definitions: CSV validation, the synthetic
 generator, the model's input signature, the API request model and the web form.
-This module is pure Python so the production runtime can import it without pandas.
+It needs only numpy, so the production runtime can import it without pandas.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 Kind = Literal["id", "number", "integer", "category"]
 
@@ -57,14 +59,18 @@ class Column:
             parts.append(f"<= {self.maximum:g}")
         return " and ".join(parts)
 
-    def out_of_bounds(self, value: float) -> bool:
-        """True when ``value`` violates the bounds (NaN counts as a violation)."""
-        if value != value:  # NaN
-            return True
-        below = self.minimum is not None and (
-            value < self.minimum or (self.exclusive_minimum and value == self.minimum)
-        )
-        return below or self.maximum is not None and value > self.maximum
+    def out_of_bounds(self, values):
+        """Boolean mask of values outside the bounds; NaN and infinity count as outside.
+
+        ``values`` is a float or an array of floats (numpy is the runtime's only dependency).
+        """
+        v = np.asarray(values, dtype=np.float64)
+        bad = ~np.isfinite(v)
+        if self.minimum is not None:
+            bad |= (v <= self.minimum) if self.exclusive_minimum else (v < self.minimum)
+        if self.maximum is not None:
+            bad |= v > self.maximum
+        return bad
 
 
 @dataclass(frozen=True)
