@@ -92,6 +92,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from superkart_lib.report import write_report
+    from superkart_lib.runner import NOTEBOOKS, parse_overrides, run_notebooks, write_summary
+
+    overrides = parse_overrides(args.params, args.parameter)
+    workspace = run_notebooks(args.out, data=args.data, overrides=overrides, progress=not args.quiet)
+    summary = write_summary(workspace, NOTEBOOKS, overrides)
+    index = write_report(workspace.root / "notebooks", workspace.root / "report", summary)
+    best = summary["best"]
+    m = best["metrics"]
+    print(
+        f"best: {best['family']} ({'tuned' if best['tuned'] else 'defaults'}) "
+        f"test r2={m['r2']:.4f} rmse={m['rmse']:.1f} mae={m['mae']:.1f} mape={m['mape']:.2%}"
+    )
+    print(f"results: {workspace.root}")
+    print(f"  executed notebooks: {workspace.root / 'notebooks'}")
+    print(f"  report:             {index}")
+    print(f"  model package:      {workspace.model_dir}")
+    print(f"  summary:            {workspace.summary_json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superkart", description="SuperKart: take a sales model from a notebook to production."
@@ -113,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("loky", "dask"), default="loky", help="where the search runs")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (with --backend dask)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="run every notebook with papermill; write notebooks, report, model, summary")
+    p.add_argument("--data", help="SuperKart CSV (default: built-in synthetic data)")
+    p.add_argument("--out", default="runs/latest", help="run directory (default runs/latest)")
+    p.add_argument("--params", help="YAML file of notebook parameters")
+    p.add_argument(
+        "-p", dest="parameter", action="append", default=[], metavar="NAME=VALUE", help="one notebook parameter"
+    )
+    p.add_argument("--quiet", action="store_true", help="no cell progress bars")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

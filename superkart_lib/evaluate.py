@@ -25,3 +25,19 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
         "mae": float(mean_absolute_error(y_true, y_pred)),
         "mape": float(mean_absolute_percentage_error(y_true, y_pred)),
     }
+
+
+def permutation_importance_table(model, X, y, seed: int = 0, repeats: int = 5):
+    """Permutation importance of each raw input column on (X, y).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: column names; columns ``mean`` and ``sd`` of the drop in R2, largest first.
+    """
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(model, X, y, n_repeats=repeats, random_state=seed, n_jobs=1, scoring="r2")
+    table = pd.DataFrame({"mean": result.importances_mean, "sd": result.importances_std}, index=X.columns)
+    return table.sort_values("mean", ascending=False).round(4)

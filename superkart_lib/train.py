@@ -35,6 +35,16 @@ class Split:
     y_train: pd.Series
     y_test: pd.Series
 
+    def sizes(self) -> pd.DataFrame:
+        """Rows and mean sales ($) of each part."""
+        return pd.DataFrame(
+            {
+                "rows": [len(self.y_train), len(self.y_test)],
+                "mean sales ($)": [round(self.y_train.mean(), 1), round(self.y_test.mean(), 1)],
+            },
+            index=["train", "test"],
+        )
+
 
 def split(frame: pd.DataFrame, seed: int = SPLIT_SEED, test_size: float = TEST_SIZE) -> Split:
     """Seeded train/test split of a validated frame (80/20 by default)."""
@@ -182,6 +192,18 @@ class TrainResult:
         """True when the tuned hyperparameters beat the family's defaults in CV."""
         return self.search is not None and self.search.model is self.model
 
+    def tuning_table(self) -> pd.DataFrame:
+        """Test-split metrics of the family's defaults next to the final model's."""
+        before = self.zoo.set_index("family").loc[self.family]
+        rows = {
+            "defaults": {"cv_r2": before["cv_r2"], **{m: before[m] for m in self.metrics}},
+            "final": {
+                "cv_r2": self.search.best_cv_r2 if self.tuned else before["cv_r2"],
+                **self.metrics,
+            },
+        }
+        return pd.DataFrame(rows).T
+
 
 def train(
     frame: pd.DataFrame,
@@ -190,11 +212,17 @@ def train(
     backend: str = "loky",
     scheduler: str | None = None,
     families: Sequence[str] | None = None,
+    zoo: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Compare the zoo, tune the family with the best cross-validated R2, keep the better
-    of its default and tuned versions (by CV R2), and score that on the test split."""
+    of its default and tuned versions (by CV R2), and score that on the test split.
+
+    ``zoo`` reuses a table from :func:`compare_zoo` (same frame and seed) instead of
+    recomputing it.
+    """
     data = split(frame, seed=seed)
-    zoo = compare_zoo(data, seed=seed, families=families)
+    if zoo is None:
+        zoo = compare_zoo(data, seed=seed, families=families)
     best = zoo.iloc[0]
     family = get_family(str(best["family"]))
     model = family.pipeline(seed)
