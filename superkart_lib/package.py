@@ -14,21 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-
+from superkart_lib import formats, integrity, model_card, schema
 from superkart_lib import manifest as mf
-from superkart_lib import schema
-from superkart_lib.train import TrainResult
+from superkart_lib.onnx_export import export_onnx
+from superkart_lib.train import TEST_SIZE, TrainResult
 
-JOBLIB = "model.joblib"
-
-
-def _write_joblib(model: Any, path: Path) -> None:
-    joblib.dump(model, path, compress=3)
-
-
-#: File name -> writer(model, path). Each file's format is its own module's concern.
-WRITERS = {JOBLIB: _write_joblib}
+#: File name -> writer(model, path): the four Python-object formats and ONNX.
+WRITERS = {**formats.writers(), "model.onnx": export_onnx}
 
 
 def build_manifest(result: TrainResult, files: dict[str, dict], data: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +45,7 @@ def build_manifest(result: TrainResult, files: dict[str, dict], data: dict[str, 
             **data,
             "train_rows": result.train_rows,
             "test_rows": result.test_rows,
-            "test_size": 0.2,
+            "test_size": TEST_SIZE,
         },
         "schema": schema.as_dict(),
         "versions": mf.installed_versions(),
@@ -89,6 +81,10 @@ def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) ->
             write(result.model, staging / name)
             files[name] = mf.file_entry(staging / name)
         manifest = build_manifest(result, files, data)
+        # The card is rendered from the manifest, then listed in it, so both are covered by the sha256s.
+        (staging / model_card.CARD).write_text(model_card.render(manifest), encoding="utf-8")
+        manifest["files"][model_card.CARD] = mf.file_entry(staging / model_card.CARD)
+        manifest = integrity.sign_if_configured(manifest)
         (staging / mf.MANIFEST).write_text(mf.dumps(manifest), encoding="utf-8")
         _swap_into_place(staging, out)
     except BaseException:

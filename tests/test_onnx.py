@@ -1,0 +1,218 @@
+"""ONNX export of the whole pipeline and the production runtime.
+
+Parity is the DESIGN contract: on every row of the test split, the ONNX artifact run by
+the production runtime (from records, not a DataFrame) is within one cent of scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+from xgboost import XGBRegressor
+
+from superkart_lib import manifest as mf
+from superkart_lib import onnx_export, schema, train
+from superkart_lib.errors import DataError, SuperKartError
+from superkart_lib.models import FAMILIES
+from superkart_lib.runtime import OnnxModel
+from superkart_lib.versions import VersionSkewWarning
+from tests.conftest import ROOT
+
+CENT = 0.01
+#: Fewer trees where the converter's per-node Python loop dominates the test's time;
+#: every tree is converted alike, so parity on 20 trees still tests the converter.
+FAST = {"random_forest": {"model__n_estimators": 20}}
+
+
+@pytest.fixture(scope="module")
+def data(synthetic_frame) -> train.Split:
+    return train.split(synthetic_frame)
+
+
+@pytest.fixture(scope="module")
+def test_records(data) -> list[dict]:
+    return data.X_test.to_dict(orient="records")
+
+
+def _fit(name: str, data: train.Split):
+    pipe = FAMILIES[name].pipeline(seed=0).set_params(**FAST.get(name, {}))
+    with threadpool_limits(1):  # HGB's OpenMP threads oversubscribe small CI machines
+        pipe.fit(data.X_train, data.y_train)
+    return pipe
+
+
+def _tighter_bound(estimator) -> float:
+    """What each conversion strategy guarantees (see onnx_export's module docstring)."""
+    if isinstance(estimator, XGBRegressor):
+        return 0.0  # base_score folded in: onnxruntime adds in XGBoost's float32 order
+    if isinstance(estimator, onnx_export.FLOAT64_TREES):
+        return 0.0005  # only the ensemble's float32 output rounding, for sales < $16,384
+    return 1e-6  # float64 end to end
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_onnx_matches_sklearn_to_the_cent_on_every_test_row(name, data, test_records):
+    pipe = _fit(name, data)
+    model = OnnxModel.from_bytes(onnx_export.export_bytes(pipe))
+    got = model.predict(test_records)
+    expected = pipe.predict(data.X_test)
+    assert got.dtype == np.float64 and got.shape == expected.shape == (len(data.X_test),)
+    worst = float(np.max(np.abs(got - expected)))
+    assert worst <= CENT, f"{name}: max |onnx - sklearn| = ${worst:.6f} over {len(got)} rows"
+    bound = _tighter_bound(pipe.steps[-1][1])
+    assert worst <= bound, f"{name}: ${worst:.6f} exceeds the ${bound} this conversion guarantees"
+
+
+def test_refuses_hgb_with_native_categorical_splits(data):
+    pipe = FAMILIES["hist_gradient_boosting"].pipeline(seed=0)
+    onehot_column = len(schema.NUMERIC_FEATURES)  # first one-hot (0/1) column after the numbers
+    pipe.set_params(model__categorical_features=[onehot_column], model__max_iter=5)
+    with threadpool_limits(1):
+        pipe.fit(data.X_train, data.y_train)
+    with pytest.raises(SuperKartError, match="HistGradientBoostingRegressor with native categorical"):
+        onnx_export.export_bytes(pipe)
+
+
+def test_refuses_an_export_that_does_not_match_sklearn(data):
+    pipe = _fit("decision_tree", data)
+    other = FAMILIES["decision_tree"].pipeline(seed=0).set_params(model__max_depth=2).fit(data.X_train, data.y_train)
+    wrong = onnx_export.export_bytes(other)
+    with pytest.raises(SuperKartError, match=r"ONNX export of DecisionTreeRegressor is wrong: .* refusing"):
+        onnx_export.check_parity(pipe, wrong)
+
+
+def test_refuses_what_is_not_a_pipeline(data):
+    with pytest.raises(SuperKartError, match="needs a fitted scikit-learn Pipeline, got DecisionTreeRegressor"):
+        onnx_export.export_bytes(FAMILIES["decision_tree"].make(0))
+
+
+@pytest.fixture(scope="module")
+def small(data):
+    """A fitted pipeline and its ONNX bytes, for the runtime tests."""
+    pipe = _fit("gradient_boosting", data)
+    return pipe, onnx_export.export_bytes(pipe)
+
+
+def test_signature_is_derived_from_the_schema(small):
+    proto = onnx.load_from_string(small[1])
+    inputs = {i.name: i.type.tensor_type for i in proto.graph.input}
+    assert tuple(inputs) == schema.FEATURE_COLUMNS
+    for name, tensor in inputs.items():
+        kind = onnx.TensorProto.STRING if name in schema.CATEGORICAL_FEATURES else onnx.TensorProto.DOUBLE
+        assert tensor.elem_type == kind, name
+        assert [d.dim_value for d in tensor.shape.dim][1:] == [1]
+    assert [(o.name, o.type.tensor_type.elem_type) for o in proto.graph.output] == [
+        ("prediction", onnx.TensorProto.DOUBLE)
+    ]
+    assert {o.domain: o.version for o in proto.opset_import} == onnx_export.TARGET_OPSET
+    assert proto.producer_name == onnx_export.PRODUCER
+
+
+def test_export_is_deterministic_and_registration_idempotent(small):
+    onnx_export.register_converters()
+    onnx_export.register_converters()
+    assert onnx_export.export_bytes(small[0], check=False) == small[1]
+
+
+def test_input_forms_agree_and_extra_keys_are_ignored(small, test_records):
+    model = OnnxModel.from_bytes(small[1])
+    records = test_records[:5]
+    columns = {name: [r[name] for r in records] for name in schema.INPUT_COLUMNS}
+    one_by_one = np.array([model.predict(r)[0] for r in records])
+    as_list = model.predict(records)
+    assert np.array_equal(one_by_one, as_list)
+    assert np.array_equal(model.predict(columns), as_list)
+    assert np.array_equal(model.predict({k: np.asarray(v) for k, v in columns.items()}), as_list)
+    changed = [{**r, "Product_Id": "NC1", schema.TARGET: 1.0} for r in records]
+    assert np.array_equal(model.predict(changed), as_list)
+    assert np.array_equal(model.predict([{k: v for k, v in r.items() if k != "Product_Id"} for r in records]), as_list)
+    assert model.predict([]).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r.pop("Product_MRP"), "record 1: missing field 'Product_MRP'"),
+        (lambda r: r.update(Product_Weight=None), "record 1: field 'Product_Weight' must be a number"),
+        (lambda r: r.update(Product_Weight="heavy"), "record 1: field 'Product_Weight' must be a number"),
+        (lambda r: r.update(Store_Size=3), "record 1: field 'Store_Size' must be a string"),
+    ],
+)
+def test_bad_records_raise_data_error_naming_field_and_record(small, test_records, edit, message):
+    model = OnnxModel.from_bytes(small[1])
+    records = [dict(r) for r in test_records[:3]]
+    edit(records[1])
+    with pytest.raises(DataError, match=message):
+        model.predict(records)
+    with pytest.raises(DataError, match=message.replace("record 1", "record 0")):
+        model.predict(records[1])
+    columns = {name: [r.get(name) for r in records] for name in schema.FEATURE_COLUMNS if name in records[1]}
+    with pytest.raises(DataError, match="missing column 'Product_MRP'" if "missing" in message else message):
+        model.predict(columns)
+
+
+def _package(directory, onnx_bytes: bytes, versions: dict | None = None):
+    directory.mkdir()
+    (directory / "model.onnx").write_bytes(onnx_bytes)
+    manifest = {
+        "package_version": "test-1",
+        "files": {"model.onnx": mf.file_entry(directory / "model.onnx")},
+        "versions": versions or {},
+    }
+    (directory / mf.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return directory
+
+
+def test_from_package_verifies_model_onnx(small, test_records, tmp_path):
+    package = _package(tmp_path / "pkg", small[1])
+    model = OnnxModel.from_package(package)
+    assert model.version == "test-1" and model.manifest["package_version"] == "test-1"
+    assert np.array_equal(model.predict(test_records[:3]), OnnxModel.from_bytes(small[1]).predict(test_records[:3]))
+
+    altered = bytearray(small[1])
+    altered[len(altered) // 2] ^= 0x01
+    (package / "model.onnx").write_bytes(bytes(altered))
+    with pytest.raises(SuperKartError, match=r"model\.onnx.*does not match"):
+        OnnxModel.from_package(package)
+
+
+def test_runtime_version_skew_is_a_warning_naming_both(small, tmp_path):
+    package = _package(tmp_path / "pkg", small[1], versions={"onnxruntime": "0.0.1"})
+    with pytest.warns(VersionSkewWarning, match=r"saved with onnxruntime 0\.0\.1 but running onnxruntime \d"):
+        OnnxModel.from_package(package)
+
+
+def test_runtime_imports_and_predicts_without_sklearn_or_pandas(small, test_records, tmp_path):
+    (tmp_path / "model.onnx").write_bytes(small[1])
+    record = test_records[0]
+    script = f"""
+import json, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("sklearn", "pandas", "scipy"):
+            raise ImportError(f"{{name}} is not in the production environment")
+sys.meta_path.insert(0, Block())
+from superkart_lib.runtime import OnnxModel
+model = OnnxModel.from_bytes(open({str(tmp_path / "model.onnx")!r}, "rb").read())
+print(json.dumps(float(model.predict(json.loads({json.dumps(record)!r}))[0])))
+heavy = sorted(m for m in ("sklearn", "pandas", "scipy") if m in sys.modules)
+assert not heavy, heavy
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = small[0].predict(pd.DataFrame([record]))[0]
+    assert abs(json.loads(result.stdout) - expected) <= CENT
+
+
+def test_plain_import_leaves_sklearn_and_pandas_unloaded():
+    code = "import sys, superkart_lib.runtime; print(sorted(m for m in ('sklearn', 'pandas') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
