@@ -114,6 +114,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from superkart_lib.verify import verify_package
+
+    for line in verify_package(args.package):
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superkart", description="SuperKart: take a sales model from a notebook to production."
@@ -145,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no cell progress bars")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("verify", help="check a model package's hashes, signature and library versions")
+    p.add_argument("package", metavar="DIR", help="model package directory")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 
