@@ -18,24 +18,19 @@ from superkart_lib.errors import SuperKartError
 USER_ERROR = 2
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+    return parse
 
 
 def _write_csv_atomically(frame, out: Path) -> None:
@@ -130,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="write synthetic SuperKart data with the real schema")
-    p.add_argument("--rows", type=_positive_int, default=8763, help="number of rows (default 8763)")
+    p.add_argument("--rows", type=_int_at_least(1), default=8763, help="number of rows (default 8763)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=cmd_data)
@@ -139,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="SuperKart CSV (default: built-in synthetic data)")
     p.add_argument("--out", required=True, help="model package directory to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, CV folds, search and models")
-    p.add_argument("--n-iter", type=_non_negative_int, default=20, help="search candidates (0: no tuning)")
+    p.add_argument("--n-iter", type=_int_at_least(0), default=20, help="search candidates (0: no tuning)")
     p.add_argument("--backend", choices=("loky", "dask"), default="loky", help="where the search runs")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (with --backend dask)")
     p.set_defaults(func=cmd_train)
