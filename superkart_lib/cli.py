@@ -49,25 +49,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_training_data(path: str | None, rows: int = 8763, seed: int = 0):
-    """A validated frame from ``path``, or the built-in synthetic data; plus its facts."""
-    import hashlib
-
-    from superkart_lib.data import read_csv, sha256_file
-    from superkart_lib.synthetic import generate
-
-    if path:
-        frame = read_csv(path)
-        return frame, {"source": str(path), "sha256": sha256_file(path), "rows": len(frame)}
-    frame = generate(rows=rows, seed=seed)
-    text = frame.to_csv(index=False).encode()
-    source = f"synthetic(rows={rows}, seed={seed})"
-    return frame, {"source": source, "sha256": hashlib.sha256(text).hexdigest(), "rows": len(frame)}
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from superkart_lib.package import write_package
     from superkart_lib.train import train
+    from superkart_lib.workspace import load_training_data
 
     frame, facts = load_training_data(args.data)
     print(f"training on {facts['rows']:,} rows from {facts['source']} (backend {args.backend})", file=sys.stderr)
@@ -117,6 +102,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from superkart_lib.compare import compare_formats, format_table, read_data
+
+    table = compare_formats(args.package, data=read_data(args.data) if args.data else None)
+    print(format_table(table))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superkart", description="SuperKart: take a sales model from a notebook to production."
@@ -152,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a model package's hashes, signature and library versions")
     p.add_argument("package", metavar="DIR", help="model package directory")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("compare", help="compare the package's five formats: size, speed, parity, safety")
+    p.add_argument("package", metavar="DIR", help="model package directory")
+    p.add_argument("--data", help="SuperKart CSV to predict on (default: the package's test split)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

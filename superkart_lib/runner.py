@@ -22,6 +22,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_preprocessing.ipynb",
     "03_training.ipynb",
     "04_tuning.ipynb",
+    "05_serialization.ipynb",
 )
 #: Parameters the runner sets itself; users choose them through --data and --out.
 MANAGED = ("data_path", "output_dir")
@@ -159,8 +160,7 @@ def write_summary(workspace: Workspace, notebooks: tuple[str, ...], parameters: 
         "notebooks": list(notebooks),
         "parameters": parameters,
     }
-    formats = workspace.root / "formats.json"
-    if formats.is_file():
-        summary["formats"] = json.loads(formats.read_text())
+    if workspace.formats_json.is_file():
+        summary["formats"] = json.loads(workspace.formats_json.read_text())
     workspace.summary_json.write_text(mf.dumps(summary), encoding="utf-8")
     return summary

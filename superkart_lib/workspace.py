@@ -4,6 +4,7 @@ standalone with its defaults)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,11 @@ class Workspace:
         return self.root / "model"
 
     @property
+    def formats_json(self) -> Path:
+        """The format comparison (written by 05_serialization)."""
+        return self.root / "formats.json"
+
+    @property
     def summary_json(self) -> Path:
         return self.root / "summary.json"
 
@@ -62,6 +68,17 @@ def gather(data_path: str, workspace: Workspace, rows: int = REAL_ROWS, seed: in
     frame.to_csv(partial, index=False)
     partial.replace(workspace.data_csv)
     return frame
+
+
+def load_training_data(path: str | None, rows: int = REAL_ROWS, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """A validated frame from ``path``, or the built-in synthetic data; plus the facts the
+    manifest records (for synthetic data, the sha256 of its CSV text)."""
+    if path:
+        frame = read_csv(path)
+        return frame, data_facts(path, frame)
+    frame = generate(rows=rows, seed=seed)
+    digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+    return frame, {"source": f"synthetic(rows={rows}, seed={seed})", "sha256": digest, "rows": len(frame)}
 
 
 def data_facts(path: str | Path, frame: pd.DataFrame) -> dict:
@@ -89,3 +106,15 @@ def load_or_compare_zoo(workspace: Workspace, data, seed: int = 0) -> pd.DataFra
         zoo = compare_zoo(data, seed=seed)
         save_zoo(zoo, workspace)
     return zoo
+
+
+def load_or_train_package(workspace: Workspace, frame: pd.DataFrame, seed: int = 0, n_iter: int = 20) -> Path:
+    """The model package 04_tuning wrote, or (standalone) train and write it."""
+    from superkart_lib.manifest import MANIFEST
+    from superkart_lib.package import write_package
+    from superkart_lib.train import train
+
+    if not (workspace.model_dir / MANIFEST).is_file():
+        result = train(frame, seed=seed, n_iter=n_iter, zoo=load_zoo(workspace))
+        write_package(result, workspace.model_dir, data_facts(workspace.data_csv, frame))
+    return workspace.model_dir

@@ -32,7 +32,11 @@ def test_run_leaves_every_output(small_run):
     index = (report / "index.html").read_text()
     for notebook in NOTEBOOKS:
         assert f'href="{notebook.replace(".ipynb", ".html")}"' in index
-    assert "data:image/png;base64" in (report / "01_exploration.html").read_text(), "plots are embedded"
+    exploration = nbformat.read(out / "notebooks" / "01_exploration.ipynb", as_version=4)
+    images = [o for c in exploration.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 5, "the exploration notebook draws its plots"
+    page = (report / "01_exploration.html").read_text()
+    assert page.count('src="data:image/png;base64,') >= len(images), "plots are embedded in the report"
     assert {"manifest.json", "model.joblib"} <= {p.name for p in (out / "model").iterdir()}
     assert f"report:             {report / 'index.html'}" in result.stdout
     for i, notebook in enumerate(NOTEBOOKS, start=1):
