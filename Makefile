@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 RUN_DIR ?= runs/latest
 
-.PHONY: install run test notebooks lab lint format clean
+.PHONY: install system-packages run serve test notebooks lab lint format clean
 
 install: $(STAMP)
 
@@ -21,11 +21,27 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/superkart run --out $(RUN_DIR)
 
-# The unit and integration tests, then strict nbval over the committed notebooks
-# (every output compared, in this environment's kernel).
-test: install
-	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
+# Debian's chromium (browser tests) and nginx (its config is checked); installed only as root
+# on a machine with apt, as CI is. Elsewhere the tests that need them say so and skip.
+SYSTEM_PACKAGES := chromium nginx
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "note: not installed:$$missing (tests that need them will be skipped)"; fi; \
+	fi
+
+# The unit and integration tests (two processes), then strict nbval over the committed
+# notebooks (every output compared, in this environment's kernel).
+test: install system-packages
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+# Serve the model package of the latest `make run` (http://127.0.0.1:8000/).
+serve: install
+	$(BIN)/superkart serve --model $(RUN_DIR)/model
 
 # The only way committed notebook outputs are produced: re-execute them in place with their defaults.
 notebooks: install

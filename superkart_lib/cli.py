@@ -110,6 +110,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from superkart_lib.serve import run_server
+
+    run_server(args.model, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superkart", description="SuperKart: take a sales model from a notebook to production."
@@ -150,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", metavar="DIR", help="model package directory")
     p.add_argument("--data", help="SuperKart CSV to predict on (default: the package's test split)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("serve", help="serve a model package: HTTP API and web page (production environment)")
+    p.add_argument("--model", required=True, help="model package directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_int_at_least(1), default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=_int_at_least(1), default=1, help="processes, one ONNX session each")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -213,16 +213,18 @@ def train(
     scheduler: str | None = None,
     families: Sequence[str] | None = None,
     zoo: pd.DataFrame | None = None,
+    n_jobs: int = -1,
 ) -> TrainResult:
     """Compare the zoo, tune the family with the best cross-validated R2, keep the better
     of its default and tuned versions (by CV R2), and score that on the test split.
 
     ``zoo`` reuses a table from :func:`compare_zoo` (same frame and seed) instead of
-    recomputing it.
+    recomputing it; ``n_jobs`` is the zoo's cross-validation parallelism (1 avoids
+    starting worker processes for small jobs).
     """
     data = split(frame, seed=seed)
     if zoo is None:
-        zoo = compare_zoo(data, seed=seed, families=families)
+        zoo = compare_zoo(data, seed=seed, families=families, n_jobs=n_jobs)
     best = zoo.iloc[0]
     family = get_family(str(best["family"]))
     model = family.pipeline(seed)
