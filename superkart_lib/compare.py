@@ -182,7 +182,7 @@ def _save_ms(candidate: _Candidate, reference: Any, repeats: int) -> float:
     return float(np.median([_seconds(save) for _ in range(repeats)])) * 1e3
 
 
-def _latency_us(predict: Callable[[Any], Any], inputs: Sequence[Any], calls: int) -> tuple[float, float]:
+def latency_us(predict: Callable[[Any], Any], inputs: Sequence[Any], calls: int) -> tuple[float, float]:
     """p50 and p99 in microseconds of ``calls`` one-row predictions cycling through ``inputs``."""
     gc.collect()  # so one format does not pay for the garbage another left
     times = np.empty(calls)
@@ -222,7 +222,7 @@ def _timed_runs(
     for _ in range(repeats):
         for name, c in found.items():
             samples[name]["batch_s"].append(_seconds(c.batch))
-            for key, value in zip(("p50_us", "p99_us"), _latency_us(c.single, c.inputs, calls), strict=True):
+            for key, value in zip(("p50_us", "p99_us"), latency_us(c.single, c.inputs, calls), strict=True):
                 samples[name][key].append(value)
     modules = {name: _modules_needed(c.fmt, c.model) for name, c in found.items()}
     for _ in range(load_repeats):

@@ -23,6 +23,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_training.ipynb",
     "04_tuning.ipynb",
     "05_serialization.ipynb",
+    "06_deployment.ipynb",
 )
 #: Parameters the runner sets itself; users choose them through --data and --out.
 MANAGED = ("data_path", "output_dir")
