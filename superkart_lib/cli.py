@@ -117,6 +117,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from superkart_lib.batch import predict_file
+
+    report = predict_file(
+        args.model,
+        args.input,
+        args.output,
+        chunk_rows=args.chunk_rows,
+        skip_invalid=args.skip_invalid,
+        dask=args.dask,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="superkart", description="SuperKart: take a sales model from a notebook to production."
@@ -165,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_int_at_least(1), default=1, help="processes, one ONNX session each")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("predict", help="score a CSV file with the package's verified ONNX model")
+    p.add_argument("--model", required=True, metavar="DIR", help="model package directory")
+    p.add_argument("--input", required=True, metavar="FILE.csv", help="SuperKart CSV to score (target optional)")
+    p.add_argument("--output", required=True, metavar="FILE.csv", help="CSV to write: input columns plus 'prediction'")
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="score the valid rows; write invalid ones with row and reason to <output stem>.rejected.csv",
+    )
+    p.add_argument("--chunk-rows", type=_int_at_least(1), default=50_000, metavar="N", help="rows per chunk")
+    p.add_argument("--dask", action="store_true", help="score chunks in parallel on an embedded Dask LocalCluster")
+    p.add_argument("--scheduler", metavar="ADDR", help="address of a running Dask scheduler (with --dask)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

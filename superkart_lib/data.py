@@ -67,54 +67,65 @@ def _check_columns(frame: pd.DataFrame, path: Path, require_target: bool) -> Non
         raise DataError(f"{path}: missing column '{name}'{hint}")
 
 
-def _problem(path: Path, column: str, index: int, message: str) -> DataError:
-    return DataError(f"{path}: column '{column}', row {index + 1} (line {index + 2}): {message}")
+def _problem(path: Path, column: str, index: int, message: str, row_offset: int = 0) -> DataError:
+    row = row_offset + index + 1  # 1-based data row of the file; its line follows the header
+    return DataError(f"{path}: column '{column}', row {row} (line {row + 1}): {message}")
 
 
-def _parse_column(raw: pd.Series, column: schema.Column, path: Path) -> pd.Series:
+def _parse_column(raw: pd.Series, column: schema.Column, path: Path, row_offset: int = 0) -> pd.Series:
     text = raw.str.strip()
     empty = text == ""
     if empty.any():
         index = int(np.flatnonzero(empty.to_numpy())[0])
         what = "the target" if column.name == schema.TARGET else "a required value"
-        raise _problem(path, column.name, index, f"missing value ({what} must be present)")
+        raise _problem(path, column.name, index, f"missing value ({what} must be present)", row_offset)
     if column.kind == "category":
         bad = ~text.isin(column.categories)
         if bad.any():
             index = int(np.flatnonzero(bad.to_numpy())[0])
             allowed = ", ".join(repr(c) for c in column.categories)
-            raise _problem(path, column.name, index, f"{text.iloc[index]!r} is not allowed (allowed: {allowed})")
+            raise _problem(
+                path, column.name, index, f"{text.iloc[index]!r} is not allowed (allowed: {allowed})", row_offset
+            )
         return text.astype("str")
     if column.kind == "id":
         bad = ~text.str.fullmatch(schema.PRODUCT_ID_PATTERN[1:-1])
         if bad.any():
             index = int(np.flatnonzero(bad.to_numpy())[0])
             raise _problem(
-                path, column.name, index, f"{text.iloc[index]!r} is not a product id (FD, NC or DR then digits)"
+                path,
+                column.name,
+                index,
+                f"{text.iloc[index]!r} is not a product id (FD, NC or DR then digits)",
+                row_offset,
             )
         return text.astype("str")
     values = pd.to_numeric(text, errors="coerce")
     bad = values.isna().to_numpy()
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
-        raise _problem(path, column.name, index, f"{text.iloc[index]!r} is not a number")
+        raise _problem(path, column.name, index, f"{text.iloc[index]!r} is not a number", row_offset)
     numbers = values.to_numpy(dtype="float64")
     outside = column.out_of_bounds(numbers)
     if outside.any():
         index = int(np.flatnonzero(outside)[0])
         raise _problem(
-            path, column.name, index, f"{text.iloc[index]} is out of range (allowed: {column.bounds_text()})"
+            path,
+            column.name,
+            index,
+            f"{text.iloc[index]} is out of range (allowed: {column.bounds_text()})",
+            row_offset,
         )
     if column.kind == "integer":
         fractional = numbers != np.round(numbers)
         if fractional.any():
             index = int(np.flatnonzero(fractional)[0])
-            raise _problem(path, column.name, index, f"{text.iloc[index]} is not a whole number")
+            raise _problem(path, column.name, index, f"{text.iloc[index]} is not a whole number", row_offset)
         return pd.Series(numbers.astype("int64"), index=raw.index, name=raw.name)
     return pd.Series(numbers, index=raw.index, name=raw.name)
 
 
-def _check_stores(frame: pd.DataFrame, path: Path) -> None:
+def _check_stores(frame: pd.DataFrame, path: Path, row_offset: int = 0) -> None:
     table = pd.DataFrame([vars(s) for s in schema.STORES.values()]).set_index("store_id")
     for column, attribute in schema.STORE_ATTRIBUTES.items():
         expected = frame["Store_Id"].map(table[attribute])
@@ -127,10 +138,13 @@ def _check_stores(frame: pd.DataFrame, path: Path) -> None:
                 column,
                 index,
                 f"{frame[column].iloc[index]!r} contradicts store {store}, whose {column} is {expected.iloc[index]!r}",
+                row_offset,
             )
 
 
-def validate(frame: pd.DataFrame, source: str | Path = "<data>", require_target: bool = True) -> pd.DataFrame:
+def validate(
+    frame: pd.DataFrame, source: str | Path = "<data>", require_target: bool = True, row_offset: int = 0
+) -> pd.DataFrame:
     """Check a frame of raw strings against the schema and return it typed.
 
     Parameters
@@ -141,6 +155,9 @@ def validate(frame: pd.DataFrame, source: str | Path = "<data>", require_target:
         Named in error messages.
     require_target : bool
         Training data needs the target; data to score does not (it is kept if present).
+    row_offset : int
+        Data rows of the file before ``frame``'s first row: a chunk of a large file is
+        then named by its rows in the file.
 
     Returns
     -------
@@ -158,9 +175,11 @@ def validate(frame: pd.DataFrame, source: str | Path = "<data>", require_target:
     _check_columns(frame, path, require_target)
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows after the header")
-    typed = {c.name: _parse_column(frame[c.name], c, path) for c in schema.COLUMNS if c.name in frame.columns}
+    typed = {
+        c.name: _parse_column(frame[c.name], c, path, row_offset) for c in schema.COLUMNS if c.name in frame.columns
+    }
     result = pd.DataFrame(typed)[[c for c in schema.ALL_COLUMNS if c in typed]]
-    _check_stores(result, path)
+    _check_stores(result, path, row_offset)
     return result.reset_index(drop=True)
 
 

@@ -1,0 +1,375 @@
+"""Batch scoring: a SuperKart CSV in, the same rows plus a ``prediction`` column out.
+
+The input is streamed in chunks. One function, :func:`score_chunk`, validates a chunk with
+``data.validate``, scores it with the package's verified ONNX model and renders it as CSV
+text; it runs in this process or on Dask workers, and the client writes chunks in file
+order, so both modes write the same bytes. Output goes to a temporary file beside the
+target and is renamed into place only when the whole file succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from superkart_lib import data, schema
+from superkart_lib.errors import DataError, SuperKartError
+from superkart_lib.runtime import OnnxModel
+
+DEFAULT_CHUNK_ROWS = 50_000
+PREDICTION = "prediction"
+#: Chunks in flight per Dask worker thread: workers stay busy while the client writes, memory stays bounded.
+WINDOW_PER_THREAD = 2
+CONNECT_TIMEOUT = "10s"
+_READ = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
+# data.py's row problems read "<file>: column 'C', row N (line N+1): <problem>".
+_ROW_PROBLEM = re.compile(
+    r": column '(?P<column>[^']*)', row (?P<row>\d+) \(line (?P<line>\d+)\): (?P<problem>.*)\Z", re.S
+)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a batch run did: rows read, scored and skipped, wall time, where the results are."""
+
+    rows_read: int
+    rows_scored: int
+    rows_skipped: int
+    seconds: float
+    output: Path
+    rejected: Path | None
+    model_version: str
+    mode: str
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows read per second of wall time, reading and writing included."""
+        return self.rows_read / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self) -> str:
+        """One line for the command line."""
+        skipped = f", {self.rows_skipped:,} invalid rows in {self.rejected}" if self.rejected else ""
+        return (
+            f"scored {self.rows_scored:,} of {self.rows_read:,} rows in {self.seconds:.1f} s "
+            f"({self.rows_per_second:,.0f} rows/s, {self.mode}, model {self.model_version}): {self.output}{skipped}"
+        )
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One scored chunk as CSV text without a header (``rejected`` is empty unless rows were skipped)."""
+
+    text: str
+    rejected: str
+    rows: int
+    scored: int
+
+
+# --- model: verified once per process ------------------------------------------------
+
+_MODELS: dict[str, OnnxModel] = {}
+_LOADING = threading.Lock()  # a multi-threaded Dask worker still loads once
+
+
+def package_model(package_dir: str, version: str) -> OnnxModel:
+    """The package's verified ONNX model, loaded once per process (and per package version).
+
+    A long-lived Dask worker reloads when the package was rebuilt in place; a package
+    changed in the middle of a run is an error rather than a file scored by two models.
+    """
+    with _LOADING:
+        model = _MODELS.get(package_dir)
+        if model is None or model.version != version:
+            model = _MODELS[package_dir] = OnnxModel.from_package(package_dir)
+    if model.version != version:
+        raise SuperKartError(f"{package_dir}: package changed during the run ({version} -> {model.version})")
+    return model
+
+
+# --- validation: data.validate with file row numbers ----------------------------------
+
+
+def _validate(frame: pd.DataFrame, source: str, before: int) -> pd.DataFrame:
+    """``data.validate`` of rows that follow ``before`` data rows of the file."""
+    return data.validate(frame, source, require_target=False, row_offset=before)
+
+
+def _row_problem(exc: DataError) -> tuple[int, str] | None:
+    """(file row, reason) of a one-row problem; None for a problem of the whole file (a missing column)."""
+    match = _ROW_PROBLEM.search(str(exc))
+    return None if match is None else (int(match["row"]), f"column '{match['column']}': {match['problem']}")
+
+
+def _around(start: int, stop: int, bad: int) -> list[tuple[int, int]]:
+    """Ranges covering [start, stop) except row ``bad``, none longer than half the range (log depth)."""
+    cuts = sorted({start, stop, bad, bad + 1, (start + stop) // 2})
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a != bad]
+
+
+def _valid_rows(chunk: pd.DataFrame, source: str, before: int) -> tuple[np.ndarray, pd.DataFrame, dict[int, str]]:
+    """Keep mask, typed valid rows and {position: reason} of invalid ones.
+
+    ``data.validate`` stops at the first problem, so each failure rejects that row and
+    re-checks the rest in smaller ranges: about 2 log2(n) calls per invalid row. Fine for
+    a few bad rows per chunk; a file with many (1 in 10) takes minutes per 100,000 rows.
+    """
+    keep = np.ones(len(chunk), dtype=bool)
+    typed: list[tuple[int, pd.DataFrame]] = []
+    reasons: dict[int, str] = {}
+    pending = [(0, len(chunk))]
+    while pending:
+        start, stop = pending.pop()
+        try:
+            typed.append((start, _validate(chunk.iloc[start:stop], source, before + start)))
+        except DataError as exc:
+            problem = _row_problem(exc)
+            if problem is None:
+                raise  # a file-level problem spoils every row: nothing to skip
+            bad = problem[0] - 1 - before
+            if not start <= bad < stop:
+                raise  # row numbers out of step with data.py's: stop rather than loop
+            keep[bad], reasons[bad] = False, problem[1]
+            pending.extend(_around(start, stop, bad))
+    frames = [frame for _, frame in sorted(typed, key=lambda item: item[0])]
+    return keep, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), reasons
+
+
+# --- one chunk: the unit of work in both modes ----------------------------------------
+
+
+def _csv_text(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, header=False, lineterminator="\n")
+
+
+def score_chunk(
+    package_dir: str, version: str, chunk: pd.DataFrame, before: int, source: str, skip_invalid: bool = False
+) -> ChunkResult:
+    """Validate, score and render one chunk of raw strings that follows ``before`` data rows.
+
+    Raises
+    ------
+    DataError
+        At the first invalid row (file row numbers), unless ``skip_invalid``.
+    """
+    # A target column is echoed but not checked: scoring ignores it, as the API's CSV upload does.
+    inputs = chunk.drop(columns=[schema.TARGET], errors="ignore")
+    if skip_invalid:
+        keep, typed, reasons = _valid_rows(inputs, source, before)
+    else:
+        keep, typed, reasons = None, _validate(inputs, source, before), {}
+    scored = chunk if keep is None else chunk[keep]
+    predictions = np.empty(0)
+    if len(typed):
+        model = package_model(package_dir, version)
+        # The runtime builds its input arrays from columns: no DataFrame on the scoring path.
+        predictions = model.predict({name: typed[name].to_numpy() for name in model.input_names})
+    rejected = ""
+    if reasons:
+        positions = sorted(reasons)
+        notes = pd.DataFrame({"row": [before + p + 1 for p in positions], "reason": [reasons[p] for p in positions]})
+        rejected = _csv_text(pd.concat([notes, chunk.iloc[positions].reset_index(drop=True)], axis=1))
+    text = _csv_text(scored.assign(**{PREDICTION: predictions}))
+    return ChunkResult(text, rejected, len(chunk), len(scored))
+
+
+# --- reading, writing, running --------------------------------------------------------
+
+
+def _check_paths(source: Path, outputs: list[Path], dask: bool, scheduler: str | None) -> None:
+    if scheduler and not dask:
+        raise SuperKartError("--scheduler needs --dask")
+    if not source.exists():
+        raise DataError(f"{source}: no such file")
+    if source.is_dir():
+        raise DataError(f"{source}: is a directory, expected a CSV file")
+    if source.stat().st_size == 0:
+        raise DataError(f"{source}: the file is empty")
+    for output in outputs:
+        if output.resolve() == source.resolve():
+            raise SuperKartError(f"{output}: the output would overwrite the input; choose another file")
+
+
+def _chunks(handle: IO[bytes], source: Path, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame, int]]:
+    """(data rows before, chunk of raw strings, bytes read so far) through the file."""
+    before = 0
+    try:
+        for chunk in pd.read_csv(handle, chunksize=chunk_rows, **_READ):
+            if PREDICTION in chunk.columns:
+                raise DataError(f"{source}: already has a '{PREDICTION}' column; rename or drop it first")
+            if len(chunk):
+                yield before, chunk, handle.tell()
+                before += len(chunk)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source}: not a CSV file (not UTF-8 text at byte {exc.start})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the file is empty") from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{source}: not a valid CSV file ({first})") from None
+    if not before:
+        raise DataError(f"{source}: no data rows after the header")
+
+
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[IO[str]]:
+    """A text file beside ``target`` that replaces it on success and disappears on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+        os.chmod(name, 0o644)  # mkstemp makes it private; results are meant to be shared
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+
+
+Scorer = Callable[[pd.DataFrame, int], ChunkResult]
+Work = Iterator[tuple[int, pd.DataFrame, int]]
+
+
+def _in_process(scorer: Scorer, work: Work) -> Iterator[tuple[ChunkResult, int]]:
+    for before, chunk, position in work:
+        yield scorer(chunk, before), position
+
+
+def _on_dask(client, scorer: Scorer, work: Work) -> Iterator[tuple[ChunkResult, int]]:
+    """Score chunks on the cluster, a bounded window at a time, yielding them in file order."""
+    window = WINDOW_PER_THREAD * max(1, sum(client.nthreads().values()))
+    pending: deque = deque()
+    for before, chunk, position in work:
+        # Scattered, not embedded in the task: big chunks would trip Dask's large-graph warning.
+        [part] = client.scatter([chunk], hash=False)
+        pending.append((client.submit(scorer, part, before, pure=False), position))
+        if len(pending) >= window:
+            future, at = pending.popleft()
+            yield future.result(), at
+    while pending:
+        future, at = pending.popleft()
+        yield future.result(), at
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None) -> Iterator:
+    """A client of the cluster at ``scheduler``, or of an embedded LocalCluster (2 single-threaded workers)."""
+    from dask.distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+            except (OSError, TimeoutError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise SuperKartError(f"cannot reach the Dask scheduler at {scheduler}: {first}") from None
+        else:
+            # No dashboard, and the scheduler's HTTP routes on a free local port: the default 8787 warns when taken.
+            http = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs=http
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        yield client
+
+
+def _write_headers(source: Path, out: IO[str], side: IO[str] | None) -> None:
+    """Header lines of the output and the side file, once the first chunk has parsed."""
+    columns = list(pd.read_csv(source, nrows=0, **_READ).columns)
+    # Written by pandas too, so header quoting matches the rows'.
+    out.write(pd.DataFrame(columns=[*columns, PREDICTION]).to_csv(index=False, lineterminator="\n"))
+    if side is not None:
+        side.write(pd.DataFrame(columns=["row", "reason", *columns]).to_csv(index=False, lineterminator="\n"))
+
+
+def predict_file(
+    model_dir: str | Path,
+    input_csv: str | Path,
+    output_csv: str | Path,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    skip_invalid: bool = False,
+    dask: bool = False,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> BatchReport:
+    """Score a SuperKart CSV file chunk by chunk and write the input columns plus ``prediction``.
+
+    Parameters
+    ----------
+    model_dir : path
+        Model package; its ``model.onnx`` is verified against the manifest before use.
+    input_csv, output_csv : path
+        CSV to score (the target column is optional) and CSV to write.
+    chunk_rows : int
+        Rows per chunk: memory is bounded by a few chunks whatever the file size.
+    skip_invalid : bool
+        Score the valid rows and write the invalid ones, with ``row`` and ``reason``, to
+        ``<output stem>.rejected.csv``; otherwise the first invalid row stops the run.
+    dask, scheduler : bool, str
+        Score chunks in parallel on an embedded LocalCluster, or on the cluster at ``scheduler``.
+    progress : bool
+        Show a progress bar (bytes of input) on stderr.
+
+    Raises
+    ------
+    SuperKartError
+        One line naming the file, row and column; no output file is left behind.
+    """
+    started = time.perf_counter()
+    source, output = Path(input_csv), Path(output_csv)
+    if chunk_rows < 1:
+        raise SuperKartError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    rejected = output.with_name(f"{output.stem}.rejected.csv") if skip_invalid else None
+    _check_paths(source, [output, rejected] if rejected else [output], dask, scheduler)
+    package = str(Path(model_dir).resolve())
+    model = _MODELS[package] = OnnxModel.from_package(package)  # verified here first, before any cluster starts
+    scorer = functools.partial(score_chunk, package, model.version, source=str(source), skip_invalid=skip_invalid)
+    read = scored = 0
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(open(source, "rb"))
+        client = stack.enter_context(dask_client(scheduler)) if dask else None
+        mode = f"dask, {sum(client.nthreads().values())} worker threads" if client else "in-process"
+        bar = stack.enter_context(
+            tqdm(
+                total=source.stat().st_size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                desc=f"scoring {source.name}",
+                disable=not progress,
+            )
+        )
+        out = stack.enter_context(_staged(output))
+        side = stack.enter_context(_staged(rejected)) if rejected else None
+        work = _chunks(handle, source, chunk_rows)
+        results = _on_dask(client, scorer, work) if client else _in_process(scorer, work)
+        for result, position in results:
+            if not read:
+                _write_headers(source, out, side)
+            out.write(result.text)
+            if side:
+                side.write(result.rejected)
+            read, scored = read + result.rows, scored + result.scored
+            bar.set_postfix_str(f"{read:,} rows", refresh=False)
+            bar.update(position - bar.n)
+    seconds = time.perf_counter() - started
+    return BatchReport(read, scored, read - scored, seconds, output, rejected, model.version, mode)
