@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-iter", type=int, default=2, help="search candidates when training (default 2)")
     parser.add_argument("--json", help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    find_tool("wrk", "wrk")  # before any training or server start
     print(f"python {platform.python_version()} on {platform.platform()}; before: {serving.load_note()}")
     version = subprocess.run([find_tool("nginx", "nginx"), "-v"], capture_output=True, text=True).stderr.strip()
     print(

@@ -564,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed or a request failed")
     args = parser.parse_args(argv)
+    find_tool("wrk", "wrk")  # before any training or server start
     print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
     print(
         f"{args.workers} workers each; wrk with {args.wrk_threads} thread(s); "
