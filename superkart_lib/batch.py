@@ -194,12 +194,7 @@ def score_chunk(
 def _check_paths(source: Path, outputs: list[Path], dask: bool, scheduler: str | None) -> None:
     if scheduler and not dask:
         raise SuperKartError("--scheduler needs --dask")
-    if not source.exists():
-        raise DataError(f"{source}: no such file")
-    if source.is_dir():
-        raise DataError(f"{source}: is a directory, expected a CSV file")
-    if source.stat().st_size == 0:
-        raise DataError(f"{source}: the file is empty")
+    data.check_input_file(source)
     for output in outputs:
         if output.resolve() == source.resolve():
             raise SuperKartError(f"{output}: the output would overwrite the input; choose another file")

@@ -28,13 +28,18 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _raw_frame(path: Path) -> pd.DataFrame:
+def check_input_file(path: Path) -> None:
+    """Raise a one-line DataError unless ``path`` is a non-empty regular file."""
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a CSV file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
+
+
+def _raw_frame(path: Path) -> pd.DataFrame:
+    check_input_file(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             f.read(1 << 16)
