@@ -37,6 +37,17 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
         return error.code, json.loads(error.read() or b"null")
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Terminate ``process``, wait for it, and kill it if it does not stop in ``timeout`` s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 class ServerProcess:
     """``superkart serve`` running in a child process on a loopback port.
 
@@ -74,13 +85,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Terminate the server (and its workers) and wait for it."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        stop_process(self._process)
         if self._process.stderr:
             self._process.stderr.close()
 

@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import pytest
 import yaml
 
 from superkart_lib import formats, schema
+from superkart_lib.deployment import free_port, stop_process
 from superkart_lib.service import MAX_CSV_BYTES, MULTIPART_SLACK
 from tests.conftest import ROOT
 
@@ -104,12 +104,6 @@ def test_naive_app_loads_the_joblib_file_unverified_on_purpose():
     assert "import superkart_lib" not in source and "from superkart_lib" not in source
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def post_json(url: str, record: dict[str, Any]) -> tuple[int, bytes]:
     request = urllib.request.Request(url, json.dumps(record).encode(), {"Content-Type": "application/json"})
     try:
@@ -132,12 +126,7 @@ def gunicorn(package: Path, log: Path) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/v1/predict"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_naive_app_runs_under_gunicorn_with_its_config(package, records, reference, tmp_path):

@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 
 from superkart_lib import records, schema
+from superkart_lib.deployment import free_port, stop_process
 from superkart_lib.records_csv import MAX_CSV_ROWS
 from superkart_lib.runtime import OnnxModel
 from superkart_lib.serve import MAX_CSV_BYTES, MAX_JSON_BYTES, MODEL_ENV
@@ -37,12 +38,6 @@ STARTUP_TIMEOUT = 90.0
 
 
 # --- live servers (also used by test_browser.py and test_schemathesis.py) -----------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -81,12 +76,7 @@ def live_server(package: Path, log: Path, workers: int = 1, factory: bool = Fals
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def wait_ready(url: str, timeout: float = STARTUP_TIMEOUT) -> httpx.Response:
