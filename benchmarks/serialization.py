@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, package: Path) -> None:
         data=compare.read_data(args.data) if args.data else None,
         repeats=args.repeats,
         latency_calls=args.latency_calls,
+        latency_seconds=args.latency_seconds,
         load_repeats=args.load_repeats,
     )
     elapsed = time.perf_counter() - started
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace, package: Path) -> None:
     print()
     print("\n".join(ratio_lines(table.attrs["ratio"])))
     print(
-        f"\n{args.repeats} runs x {args.latency_calls} one-row calls per format, "
+        f"\n{args.repeats} runs x at least {args.latency_calls} one-row calls and {args.latency_seconds} s per format, "
         f"{args.load_repeats} fresh processes per format; took {elapsed:.0f} s; after: {load_note()}"
     )
     chart = Path(args.chart)
@@ -89,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", help="model package directory (default: train a small one)")
     parser.add_argument("--data", help="SuperKart CSV to compare on (default: the package's test split)")
     parser.add_argument("--repeats", type=int, default=7, help="runs per timing; medians reported (default 7)")
-    parser.add_argument("--latency-calls", type=int, default=200, help="one-row calls per run and format")
+    parser.add_argument("--latency-calls", type=int, default=200, help="least one-row calls per run and format")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=0.5, help="least seconds of one-row calls per run and format"
+    )
     parser.add_argument("--load-repeats", type=int, default=3, help="fresh processes per format (default 3)")
     parser.add_argument("--chart", default=str(DEFAULT_CHART), help=f"PNG to write (default {DEFAULT_CHART})")
     parser.add_argument("--json", help="also write the table and ratio as JSON here")

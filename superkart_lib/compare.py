@@ -182,15 +182,25 @@ def _save_ms(candidate: _Candidate, reference: Any, repeats: int) -> float:
     return float(np.median([_seconds(save) for _ in range(repeats)])) * 1e3
 
 
-def latency_us(predict: Callable[[Any], Any], inputs: Sequence[Any], calls: int) -> tuple[float, float]:
-    """p50 and p99 in microseconds of ``calls`` one-row predictions cycling through ``inputs``."""
+def latency_us(
+    predict: Callable[[Any], Any], inputs: Sequence[Any], calls: int, min_seconds: float = 0.0
+) -> tuple[float, float]:
+    """p50 and p99 in microseconds of one-row predictions cycling through ``inputs``.
+
+    Times at least ``calls`` predictions and keeps going until ``min_seconds`` have passed,
+    so a 50 µs model is timed over thousands of calls, not the 30 that take a 15 ms one
+    half a second, and its p99 is a percentile rather than the slowest call.
+    """
     gc.collect()  # so one format does not pay for the garbage another left
-    times = np.empty(calls)
-    for i in range(calls):
+    times: list[int] = []
+    deadline = time.perf_counter_ns() + int(min_seconds * 1e9)
+    i = 0
+    while i < calls or time.perf_counter_ns() < deadline:
         item = inputs[i % len(inputs)]
         started = time.perf_counter_ns()
         predict(item)
-        times[i] = time.perf_counter_ns() - started
+        times.append(time.perf_counter_ns() - started)
+        i += 1
     p50, p99 = np.percentile(times, [50, 99]) / 1e3
     return float(p50), float(p99)
 
@@ -212,7 +222,7 @@ def _fresh_load(package_dir: Path, filename: str, modules: Sequence[str]) -> dic
 
 
 def _timed_runs(
-    found: dict[str, _Candidate], package_dir: Path, repeats: int, calls: int, load_repeats: int
+    found: dict[str, _Candidate], package_dir: Path, repeats: int, calls: int, seconds: float, load_repeats: int
 ) -> dict[str, dict[str, list[float]]]:
     """Per format, one sample per run of each timing; runs interleave formats."""
     samples: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in found}
@@ -222,7 +232,7 @@ def _timed_runs(
     for _ in range(repeats):
         for name, c in found.items():
             samples[name]["batch_s"].append(_seconds(c.batch))
-            for key, value in zip(("p50_us", "p99_us"), latency_us(c.single, c.inputs, calls), strict=True):
+            for key, value in zip(("p50_us", "p99_us"), latency_us(c.single, c.inputs, calls, seconds), strict=True):
                 samples[name][key].append(value)
     modules = {name: _modules_needed(c.fmt, c.model) for name, c in found.items()}
     for _ in range(load_repeats):
@@ -237,6 +247,7 @@ def compare_formats(
     data: pd.DataFrame | None = None,
     repeats: int = 5,
     latency_calls: int = 30,
+    latency_seconds: float = 0.25,
     load_repeats: int = 1,
 ) -> pd.DataFrame:
     """Measure every format of a model package on the same rows.
@@ -251,7 +262,9 @@ def compare_formats(
         Runs of each in-process timing; a timing is the median over runs (p99 too: a burst
         of other work during one run does not move it).
     latency_calls : int
-        Timed one-row predictions per run and format (scikit-learn takes ~10 ms each).
+        Least number of timed one-row predictions per run and format (scikit-learn takes ~15 ms each).
+    latency_seconds : float
+        Least time spent timing one-row predictions per run and format.
     load_repeats : int
         Fresh processes per format; each pays an interpreter and a scikit-learn import (~2 s).
 
@@ -292,7 +305,7 @@ def compare_formats(
                 "requires": tuple(c.fmt.requires),
                 "executes_code": bool(c.fmt.executes_code),
             }
-        samples = _timed_runs(found, package_dir, repeats, calls, load_repeats)
+        samples = _timed_runs(found, package_dir, repeats, calls, max(0.0, latency_seconds), load_repeats)
     for name, row in rows.items():
         row.update({key: float(np.median(values)) for key, values in samples[name].items()})
         row["rows_per_s"] = len(frame) / row.pop("batch_s")

@@ -13,6 +13,9 @@ How each family keeps parity with scikit-learn (measured, see tests/test_onnx.py
   ensemble's float32 output rounding remains (<= $0.0005 below $16,384).
 - XGBoost: float32 throughout, and ``base_score`` folded into the first tree's leaves so
   onnxruntime adds in XGBoost's order (bit-identical; otherwise up to ~$0.01 apart).
+
+The tree converters are in :mod:`superkart_lib.onnx_trees`; tree graphs are then compacted
+(one code per category instead of one-hot columns) by :mod:`superkart_lib.onnx_compact`.
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor, RandomForestRegressor
+from onnx import TensorProto, helper
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.tree import DecisionTreeRegressor
 
-from superkart_lib import schema
+from superkart_lib import onnx_compact, onnx_trees, schema
 from superkart_lib.errors import SuperKartError
 from superkart_lib.features import CategoryMapper, Float32Cast
 
@@ -41,106 +43,6 @@ UNKNOWN_CATEGORY = "__superkart_unknown__"
 #: Largest |ONNX - scikit-learn| accepted on any row: one cent (DESIGN, two environments).
 PARITY_TOLERANCE = 0.01
 PROBE_ROWS, PROBE_SEED = 500, 12345
-#: Estimators that see float32 features but compare and sum in float64 (scikit-learn trees).
-FLOAT64_TREES = (DecisionTreeRegressor, RandomForestRegressor, GradientBoostingRegressor, HistGradientBoostingRegressor)
-#: Losses whose prediction is the raw tree sum (no link function to apply after the trees).
-IDENTITY_LOSSES = ("squared_error", "absolute_error", "huber", "quantile")
-
-
-class _FoldBaseScore:
-    """Wraps skl2onnx's container so the XGBoost converter's tree node gets base_score folded in."""
-
-    def __init__(self, container) -> None:
-        self._container = container
-
-    def __getattr__(self, name: str):
-        return getattr(self._container, name)
-
-    def add_node(self, op_type, *args, **attrs):
-        if op_type == "TreeEnsembleRegressor":
-            _fold_base_score(attrs)
-        return self._container.add_node(op_type, *args, **attrs)
-
-
-def _fold_base_score(attrs: dict) -> None:
-    """Add ``base_values`` to the first tree's leaves, in float32, as XGBoost does.
-
-    XGBoost starts each row at base_score and adds trees in float32; onnxruntime adds the
-    trees first and base_values last. Folding makes the two sums the same, bit for bit.
-    """
-    base = attrs.get("base_values")
-    if base is None or len(base) != 1 or attrs.get("post_transform", "NONE") != "NONE":
-        return
-    trees = np.asarray(attrs["target_treeids"])
-    weights = np.asarray(attrs["target_weights"], dtype=np.float32)
-    first = trees == trees.min()
-    weights[first] = weights[first] + np.float32(base[0])
-    attrs["target_weights"] = weights.tolist()
-    attrs["base_values"] = [0.0]
-
-
-def _sklearn_trees(estimator) -> tuple[list, float, float]:
-    """(trees, weight of each tree, base value) of a fitted scikit-learn tree regressor."""
-    name = type(estimator).__name__
-    if getattr(estimator, "n_outputs_", 1) != 1:
-        raise SuperKartError(f"cannot export {name} with several outputs to ONNX")
-    if getattr(estimator, "loss", "squared_error") not in IDENTITY_LOSSES:
-        raise SuperKartError(f"cannot export {name} with loss={estimator.loss!r} to ONNX (its link is not written)")
-    if isinstance(estimator, HistGradientBoostingRegressor):
-        # Private attributes, as skl2onnx's own converter reads them: HGB has no public tree API.
-        return [p[0] for p in estimator._predictors], 1.0, float(np.ravel(estimator._baseline_prediction)[0])
-    if isinstance(estimator, GradientBoostingRegressor):
-        if estimator.init not in (None, "zero"):
-            raise SuperKartError(f"cannot export {name} with a custom init estimator to ONNX")
-        base = 0.0 if estimator.init == "zero" else float(np.ravel(estimator.init_.constant_)[0])
-        return [e[0].tree_ for e in estimator.estimators_], float(estimator.learning_rate), base
-    if isinstance(estimator, RandomForestRegressor):
-        return [e.tree_ for e in estimator.estimators_], 1.0 / len(estimator.estimators_), 0.0
-    return [estimator.tree_], 1.0, 0.0
-
-
-def _float64_trees_shape(operator) -> None:
-    from skl2onnx.common.data_types import FloatTensorType
-
-    # TreeEnsembleRegressor (ai.onnx.ml 3) always emits float32.
-    operator.outputs[0].type = FloatTensorType([operator.inputs[0].get_first_dimension(), 1])
-
-
-def _float64_trees_convert(scope, operator, container) -> None:
-    """scikit-learn trees as one TreeEnsembleRegressor with float64 thresholds, leaves and sum.
-
-    Thresholds are written exactly (``*_as_tensor``), not nudged as skl2onnx does for float
-    inputs, because the inputs already are the float32 values scikit-learn compares.
-    """
-    from skl2onnx.common import tree_ensemble as te
-
-    estimator = operator.raw_operator
-    trees, weight, base = _sklearn_trees(estimator)
-    add = (
-        te.add_tree_to_attribute_pairs_hist_gradient_boosting
-        if isinstance(estimator, HistGradientBoostingRegressor)
-        else te.add_tree_to_attribute_pairs
-    )
-    attrs = te.get_default_tree_regressor_attribute_pairs()
-    for tree_id, tree in enumerate(trees):
-        add(attrs, False, tree, tree_id, weight, 0, False, False, dtype=np.float64)
-    del attrs["nodes_hitrates"]
-    attrs["n_targets"] = 1
-    for key in ("nodes_values", "target_weights"):
-        attrs[f"{key}_as_tensor"] = numpy_helper.from_array(np.asarray(attrs.pop(key), dtype=np.float64), key)
-    attrs["base_values_as_tensor"] = numpy_helper.from_array(np.array([base], dtype=np.float64), "base_values")
-    # skl2onnx's HGB helper gives leaves a Python False here, which protobuf refuses as an int.
-    missing = "nodes_missing_value_tracks_true"
-    attrs[missing] = np.asarray(attrs[missing], dtype=np.int64).tolist()
-    container.add_node(
-        "TreeEnsembleRegressor",
-        operator.inputs[0].full_name,
-        operator.outputs[0].full_name,
-        op_domain="ai.onnx.ml",
-        op_version=3,
-        name=scope.get_unique_operator_name("TreeEnsembleRegressor"),
-        **attrs,
-    )
 
 
 def _category_mapper_shape(operator) -> None:
@@ -203,12 +105,6 @@ def _float32_carried_convert(scope, operator, container) -> None:
     container.add_node("Cast", rounded, operator.outputs[0].full_name, name=f"{name}_f64", to=TensorProto.DOUBLE)
 
 
-def _xgboost_convert(scope, operator, container) -> None:
-    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-
-    convert_xgboost(scope, operator, _FoldBaseScore(container))
-
-
 def register_converters() -> None:
     """Teach skl2onnx the two custom transformers and XGBRegressor (idempotent: it overwrites)."""
     from onnxmltools.convert.common.shape_calculator import calculate_linear_regressor_output_shapes
@@ -220,7 +116,7 @@ def register_converters() -> None:
     )
     update_registered_converter(Float32Cast, "SuperKartFloat32Cast", _float32_cast_shape, _float32_cast_convert)
     update_registered_converter(
-        XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, _xgboost_convert
+        XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, onnx_trees.xgboost_convert
     )
 
 
@@ -286,10 +182,13 @@ def to_onnx_proto(model: Pipeline) -> onnx.ModelProto:
     estimator = model.steps[-1][1]
     converters: dict[type, object] = {}
     shapes: dict[type, object] = {}
-    if isinstance(estimator, FLOAT64_TREES):
+    if isinstance(estimator, onnx_trees.FLOAT64_TREES):
         # Only this conversion: a Float32Cast elsewhere keeps its plain float32 meaning.
         converters[Float32Cast], shapes[Float32Cast] = _float32_carried_convert, _float32_carried_shape
-        converters[type(estimator)], shapes[type(estimator)] = _float64_trees_convert, _float64_trees_shape
+        converters[type(estimator)], shapes[type(estimator)] = (
+            onnx_trees.float64_trees_convert,
+            onnx_trees.float64_trees_shape,
+        )
     try:
         proto = convert_sklearn(
             model,
@@ -304,7 +203,7 @@ def to_onnx_proto(model: Pipeline) -> onnx.ModelProto:
     except Exception as exc:  # skl2onnx raises bare RuntimeError/TypeError/... for what it cannot convert
         name = type(estimator).__name__
         raise SuperKartError(f"cannot export {name} to ONNX: skl2onnx failed with {_first_line(exc)}") from None
-    return _finish(proto)
+    return _finish(onnx_compact.compact(model, proto) or proto)
 
 
 def check_parity(model: Pipeline, onnx_bytes: bytes, probe=None, tolerance: float = PARITY_TOLERANCE) -> float:

@@ -25,6 +25,8 @@ _STRING = "tensor(string)"
 _DOUBLE = "tensor(double)"
 
 Records = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+#: Values that make a mapping one record, not columns (bytes and str have a length too).
+_SCALARS = (str, float, int, bytes)
 
 
 def _session(onnx_bytes: bytes, origin: str) -> ort.InferenceSession:
@@ -68,6 +70,12 @@ class OnnxModel:
         # (name, is_category) once, so a call only walks a tuple.
         self._inputs: tuple[tuple[str, bool], ...] = tuple((i.name, i.type == _STRING) for i in inputs)
         self._outputs = [self._session.get_outputs()[0].name]
+        # InferenceSession.run re-checks in Python, on every call, that the feeds name every
+        # input and own their OrtValues; the feeds built here always do, and for one row that
+        # check costs as much as the trees. Its binding (``_sess``, what run() itself calls)
+        # skips it; the public method stays the fallback if a release renames the binding.
+        binding = getattr(self._session, "_sess", None)
+        self._run = binding.run if callable(getattr(binding, "run", None)) else self._session.run
 
     @classmethod
     def from_package(cls, package_dir: str | Path) -> OnnxModel:
@@ -117,9 +125,7 @@ class OnnxModel:
             Naming the field (and record index) that is missing or not convertible.
         """
         if isinstance(records, Mapping):
-            first = next((records[name] for name, _ in self._inputs if name in records), None)
-            is_columns = hasattr(first, "__len__") and not isinstance(first, str | bytes)
-            feeds = self._from_columns(records) if is_columns else self._from_record(records)
+            feeds = self._from_columns(records) if self._holds_columns(records) else self._from_record(records)
         elif isinstance(records, Sequence) and not isinstance(records, str | bytes):
             if not records:
                 return np.empty(0, dtype=np.float64)
@@ -127,10 +133,19 @@ class OnnxModel:
         else:
             raise DataError(f"expected a record, a list of records or a dict of columns, got {type(records).__name__}")
         try:
-            return self._session.run(self._outputs, feeds)[0].reshape(-1)
+            return self._run(self._outputs, feeds, None)[0].reshape(-1)
         except Exception as exc:  # onnxruntime has its own exception types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SuperKartError(f"onnxruntime failed to predict: {first_line}") from None
+
+    def _holds_columns(self, mapping: Mapping[str, Any]) -> bool:
+        """Whether ``mapping`` is column -> values rather than one record, judged by its first input."""
+        for name, _ in self._inputs:
+            if name in mapping:
+                value = mapping[name]
+                # Plain scalars first: the single-record hot path should not pay for hasattr.
+                return not isinstance(value, _SCALARS) and hasattr(value, "__len__")
+        return False
 
     def _from_record(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         # The hot path of single-row serving: one (1, 1) array per input, nothing else.
