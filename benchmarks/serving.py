@@ -9,8 +9,9 @@ package and the same single-record ``POST /v1/predict`` body; they take turns un
 client, ``wrk`` (Debian package ``wrk``), driven by a generated Lua script that stops after a
 fixed number of requests. Without ``--package`` a small package is trained first (~1 minute).
 Every run is bounded in requests and seconds; every process started here is stopped at the end,
-also on errors or Ctrl-C. The client shares the CPU with the servers, so the core count and load
-average are printed with the figures.
+also on errors or Ctrl-C. Before each measured run both servers must be idle (the naive server
+goes on computing queued answers after wrk stops). The client shares the CPU with the servers,
+so the core count and load average are printed with the figures.
 
 ``benchmarks/scaling.py`` reuses the helpers here (servers, readiness, the wrk driver).
 """
@@ -210,6 +211,36 @@ def _group_alive(pgid: int) -> bool:
                 if os.getpgid(int(entry.name)) == pgid:
                     return True
     return False
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of group ``pgid`` (Linux /proc)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+            if int(fields[2]) == pgid:
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(servers: list[Server], window: float = 0.5, busy: float = 0.05, timeout: float = 60.0) -> float:
+    """Wait until every server has used under ``busy`` of a core for ``window`` seconds; return the wait.
+
+    A closed-loop client stops with requests still queued: a slow server goes on computing
+    answers nobody reads, and the next measurement would share the CPU with it.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = [group_cpu_seconds(s.process.pid) for s in servers]
+        time.sleep(window)
+        used = [group_cpu_seconds(s.process.pid) - b for s, b in zip(servers, before, strict=True)]
+        if max(used) < busy * window:
+            break
+    return time.monotonic() - started
 
 
 @contextlib.contextmanager
@@ -527,6 +558,7 @@ def benchmark(args: argparse.Namespace, package: Path, logs: Path) -> tuple[list
                     probe = None
                     if server is fast and concurrency > 1 and not split:
                         probe = lambda: split.extend(connections_by_process(fast_port))  # noqa: E731
+                    settled = wait_until_idle(servers)
                     result = run_wrk(
                         server.name,
                         server.url,
@@ -539,7 +571,10 @@ def benchmark(args: argparse.Namespace, package: Path, logs: Path) -> tuple[list
                         probe=probe,
                     )
                     cells.setdefault((server.name, concurrency), []).append(result)
-                    note(f"{server.name:<10} c={concurrency:<3} {result.rps:>9,.0f} req/s in {result.seconds:.1f} s")
+                    note(
+                        f"{server.name:<10} c={concurrency:<3} {result.rps:>9,.0f} req/s in {result.seconds:.1f} s "
+                        f"(after {settled:.1f} s waiting for both servers to idle)"
+                    )
     results = [median_runs(cells[(name, c)]) for c in load for name in ("naive", "superkart")]
     lines, ok = comparison(results)
     print(results_table(results))
