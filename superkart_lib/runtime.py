@@ -69,6 +69,11 @@ class OnnxModel:
             raise SuperKartError(f"{origin or 'ONNX model'}: inputs {unknown} do not match the SuperKart schema")
         # (name, is_category) once, so a call only walks a tuple.
         self._inputs: tuple[tuple[str, bool], ...] = tuple((i.name, i.type == _STRING) for i in inputs)
+        # One read-only (1, 1) array per schema category, made once: a record's categories then
+        # cost a dict lookup instead of a new array each (onnxruntime only reads its inputs).
+        self._one_row = tuple(
+            (name, _category_arrays(name) if is_category else None) for name, is_category in self._inputs
+        )
         self._outputs = [self._session.get_outputs()[0].name]
         # InferenceSession.run re-checks in Python, on every call, that the feeds name every
         # input and own their OrtValues; the feeds built here always do, and for one row that
@@ -151,14 +156,17 @@ class OnnxModel:
         # The hot path of single-row serving: one (1, 1) array per input, nothing else.
         feeds = {}
         try:
-            for name, is_category in self._inputs:
+            for name, categories in self._one_row:
                 value = record[name]
-                if is_category:
+                if categories is None:
+                    feeds[name] = np.array(float(value)).reshape(1, 1)
+                    continue
+                array = categories.get(value)
+                if array is None:  # a string outside the schema still predicts, as in a batch
                     if not isinstance(value, str):
                         raise TypeError(name)
-                    feeds[name] = np.array([[value]], dtype=object)
-                else:
-                    feeds[name] = np.array([[float(value)]])
+                    array = np.array([[value]], dtype=object)
+                feeds[name] = array
         except (KeyError, TypeError, ValueError):
             raise self._diagnose([record]) from None
         return feeds
@@ -200,6 +208,17 @@ class OnnxModel:
                 if problem:
                     return DataError(f"record {index}: {problem}")
         return DataError("records could not be converted to model inputs")
+
+
+def _category_arrays(name: str) -> dict[str, np.ndarray]:
+    """Schema category -> read-only (1, 1) object array holding it (empty for an unknown column)."""
+    column = schema.BY_NAME.get(name)
+    arrays = {}
+    for value in column.categories if column is not None else ():
+        array = np.array([[value]], dtype=object)
+        array.flags.writeable = False
+        arrays[value] = array
+    return arrays
 
 
 def _column(values: list[Any], is_category: bool) -> np.ndarray:

@@ -114,6 +114,8 @@ def test_compact_graph_predicts_bit_for_bit_as_the_one_hot_graph(data, test_reco
     unknown = [{**r, "Store_Type": "Hypermarket", "Product_Sugar_Content": "?"} for r in test_records[:50]]
     for rows in (test_records, unknown):
         assert np.array_equal(compact.predict(rows), plain.predict(rows))
+        # One record at a time takes the cached-category path, unknown strings included.
+        assert np.array_equal([compact.predict(r)[0] for r in rows[:20]], plain.predict(rows[:20]))
 
 
 @pytest.fixture(scope="module")
