@@ -124,7 +124,7 @@ def layout(model: Pipeline) -> Layout | None:
             order += [("onehot", len(onehot) + k) for k in range(len(categories))]
             onehot += [(len(codes), k) for k in range(len(categories))]
             codes.append(Code(f"{branch}_{column}_code", column, table))
-    if len(order) != getattr(estimator, "n_features_in_", -1):
+    if not numbers or not codes or len(order) != getattr(estimator, "n_features_in_", -1):
         return None
     slots = tuple((i, None) if kind == "number" else (len(numbers) + onehot[i][0], onehot[i][1]) for kind, i in order)
     return Layout(tuple(numbers), tuple(codes), slots)
@@ -207,12 +207,9 @@ def compact(model: Pipeline, proto: onnx.ModelProto) -> onnx.ModelProto | None:
     if isinstance(model.steps[-1][1], FLOAT64_TREES):  # float64 thresholds and sums, as scikit-learn
         nodes.append(helper.make_node("Cast", ["features"], ["features_float64"], to=TensorProto.DOUBLE))
         tree_input = "features_float64"
+    tree = trees[0]
     nodes.append(
-        helper.make_node("TreeEnsembleRegressor", [tree_input], list(trees[0].output), **_named(trees[0]), **attrs)
+        helper.make_node(tree.op_type, [tree_input], list(tree.output), tree.name, domain=tree.domain, **attrs)
     )
     graph = helper.make_graph(nodes, proto.graph.name, list(proto.graph.input), list(proto.graph.output))
     return helper.make_model(graph, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
-
-
-def _named(node: onnx.NodeProto) -> dict[str, str]:
-    return {"name": node.name, "domain": node.domain}
