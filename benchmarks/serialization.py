@@ -12,7 +12,6 @@ other processes on the machine still move them, so the load average is printed w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from superkart_lib import compare
+from superkart_lib import compare, compare_report
 from superkart_lib.errors import SuperKartError
 
 DEFAULT_CHART = Path("runs/benchmarks/serialization.png")
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace, package: Path) -> None:
     )
     elapsed = time.perf_counter() - started
     print(f"package: {package}")
-    print(compare.format_table(table))
+    print(compare_report.format_table(table))
     print()
     print("\n".join(ratio_lines(table.attrs["ratio"])))
     print(
@@ -77,11 +76,10 @@ def run(args: argparse.Namespace, package: Path) -> None:
     )
     chart = Path(args.chart)
     chart.parent.mkdir(parents=True, exist_ok=True)
-    compare.comparison_chart(table).savefig(chart, dpi=100)
+    compare_report.comparison_chart(table).savefig(chart, dpi=100)
     print(f"chart: {chart}")
     if args.json:
-        record = {"formats": compare.to_records(table), "ratio": table.attrs["ratio"], "data": table.attrs["data"]}
-        Path(args.json).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        compare_report.save_comparison(table, args.json)
         print(f"json: {args.json}")
 
 

@@ -103,7 +103,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from superkart_lib.compare import compare_formats, format_table, read_data
+    from superkart_lib.compare import compare_formats, read_data
+    from superkart_lib.compare_report import format_table
 
     table = compare_formats(args.package, data=read_data(args.data) if args.data else None)
     print(format_table(table))

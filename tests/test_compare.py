@@ -1,4 +1,4 @@
-"""The format comparison: structure and invariants of its table, text, chart and records (never timings)."""
+"""The format comparison (compare, compare_report): invariants of its table, text, chart, records (never timings)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from superkart_lib import compare, formats, schema
+from superkart_lib import compare, compare_report, formats, schema
 from superkart_lib import manifest as mf
 from superkart_lib.errors import SuperKartError
 
@@ -82,7 +82,7 @@ def test_ratio_is_onnx_over_the_joblib_pipeline_of_the_same_run(table):
 
 
 def test_format_table_is_fixed_width_names_every_format_and_the_ratio(table):
-    text = compare.format_table(table)
+    text = compare_report.format_table(table)
     header, *lines = text.splitlines()
     column = header.index("needs installed")
     for fmt, line in zip(formats.FORMATS.values(), lines, strict=False):
@@ -94,14 +94,14 @@ def test_format_table_is_fixed_width_names_every_format_and_the_ratio(table):
 def test_chart_has_one_panel_per_measure_and_renders(table):
     from matplotlib.figure import Figure
 
-    fig = compare.comparison_chart(table)
+    fig = compare_report.comparison_chart(table)
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == compare.CHART_PANELS == 4
+    assert len(fig.axes) == compare_report.CHART_PANELS == 4
     fig.savefig(io.BytesIO(), format="png")
 
 
 def test_records_are_json_ready(table):
-    records = compare.to_records(table)
+    records = compare_report.to_records(table)
     assert [r["format"] for r in records] == list(table["format"])
     assert all(tuple(r) == compare.COLUMNS for r in records)
     text = json.dumps({"formats": records, "ratio": table.attrs["ratio"]}, allow_nan=False)
