@@ -1,9 +1,10 @@
 """Batch scoring: a SuperKart CSV in, the same rows plus a ``prediction`` column out.
 
 The input is streamed in chunks. One function, :func:`score_chunk`, validates a chunk with
-``data.validate``, scores it with the package's verified ONNX model and renders it as CSV
-text; it runs in this process or on Dask workers, and the client writes chunks in file
-order, so both modes write the same bytes. Output goes to a temporary file beside the
+``data.validate`` (or, to skip invalid rows, checks every row with ``data.check_rows``),
+scores it with the package's verified ONNX model and renders it as CSV text; it runs in
+this process or on Dask workers, and the client writes chunks in file order, so both modes
+write the same bytes. Output goes to a temporary file beside the
 target and is renamed into place only when the whole file succeeded.
 """
 
@@ -13,12 +14,10 @@ import contextlib
 import csv
 import functools
 import os
-import re
 import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,19 +28,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from superkart_lib import data, schema
+from superkart_lib.cluster import dask_client, map_in_order
 from superkart_lib.errors import DataError, SuperKartError
 from superkart_lib.runtime import OnnxModel
 
 DEFAULT_CHUNK_ROWS = 50_000
 PREDICTION = "prediction"
-#: Chunks in flight per Dask worker thread: workers stay busy while the client writes, memory stays bounded.
-WINDOW_PER_THREAD = 2
-CONNECT_TIMEOUT = "10s"
 _READ = {"dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
-# data.py's row problems read "<file>: column 'C', row N (line N+1): <problem>".
-_ROW_PROBLEM = re.compile(
-    r": column '(?P<column>[^']*)', row (?P<row>\d+) \(line (?P<line>\d+)\): (?P<problem>.*)\Z", re.S
-)
 
 
 @dataclass(frozen=True)
@@ -102,54 +95,6 @@ def package_model(package_dir: str, version: str) -> OnnxModel:
     return model
 
 
-# --- validation: data.validate with file row numbers ----------------------------------
-
-
-def _validate(frame: pd.DataFrame, source: str, before: int) -> pd.DataFrame:
-    """``data.validate`` of rows that follow ``before`` data rows of the file."""
-    return data.validate(frame, source, require_target=False, row_offset=before)
-
-
-def _row_problem(exc: DataError) -> tuple[int, str] | None:
-    """(file row, reason) of a one-row problem; None for a problem of the whole file (a missing column)."""
-    match = _ROW_PROBLEM.search(str(exc))
-    return None if match is None else (int(match["row"]), f"column '{match['column']}': {match['problem']}")
-
-
-def _around(start: int, stop: int, bad: int) -> list[tuple[int, int]]:
-    """Ranges covering [start, stop) except row ``bad``, none longer than half the range (log depth)."""
-    cuts = sorted({start, stop, bad, bad + 1, (start + stop) // 2})
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a != bad]
-
-
-def _valid_rows(chunk: pd.DataFrame, source: str, before: int) -> tuple[np.ndarray, pd.DataFrame, dict[int, str]]:
-    """Keep mask, typed valid rows and {position: reason} of invalid ones.
-
-    ``data.validate`` stops at the first problem, so each failure rejects that row and
-    re-checks the rest in smaller ranges: about 2 log2(n) calls per invalid row. Fine for
-    a few bad rows per chunk; a file with many (1 in 10) takes minutes per 100,000 rows.
-    """
-    keep = np.ones(len(chunk), dtype=bool)
-    typed: list[tuple[int, pd.DataFrame]] = []
-    reasons: dict[int, str] = {}
-    pending = [(0, len(chunk))]
-    while pending:
-        start, stop = pending.pop()
-        try:
-            typed.append((start, _validate(chunk.iloc[start:stop], source, before + start)))
-        except DataError as exc:
-            problem = _row_problem(exc)
-            if problem is None:
-                raise  # a file-level problem spoils every row: nothing to skip
-            bad = problem[0] - 1 - before
-            if not start <= bad < stop:
-                raise  # row numbers out of step with data.py's: stop rather than loop
-            keep[bad], reasons[bad] = False, problem[1]
-            pending.extend(_around(start, stop, bad))
-    frames = [frame for _, frame in sorted(typed, key=lambda item: item[0])]
-    return keep, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), reasons
-
-
 # --- one chunk: the unit of work in both modes ----------------------------------------
 
 
@@ -170,9 +115,10 @@ def score_chunk(
     # A target column is echoed but not checked: scoring ignores it, as the API's CSV upload does.
     inputs = chunk.drop(columns=[schema.TARGET], errors="ignore")
     if skip_invalid:
-        keep, typed, reasons = _valid_rows(inputs, source, before)
+        checked = data.check_rows(inputs, source, require_target=False)
+        keep, typed, reasons = checked.keep, checked.typed, checked.reasons()
     else:
-        keep, typed, reasons = None, _validate(inputs, source, before), {}
+        keep, typed, reasons = None, data.validate(inputs, source, require_target=False, row_offset=before), {}
     scored = chunk if keep is None else chunk[keep]
     predictions = np.empty(0)
     if len(typed):
@@ -246,46 +192,6 @@ def _in_process(scorer: Scorer, work: Work) -> Iterator[tuple[ChunkResult, int]]
         yield scorer(chunk, before), position
 
 
-def _on_dask(client, scorer: Scorer, work: Work) -> Iterator[tuple[ChunkResult, int]]:
-    """Score chunks on the cluster, a bounded window at a time, yielding them in file order."""
-    window = WINDOW_PER_THREAD * max(1, sum(client.nthreads().values()))
-    pending: deque = deque()
-    for before, chunk, position in work:
-        # Scattered, not embedded in the task: big chunks would trip Dask's large-graph warning.
-        [part] = client.scatter([chunk], hash=False)
-        pending.append((client.submit(scorer, part, before, pure=False), position))
-        if len(pending) >= window:
-            future, at = pending.popleft()
-            yield future.result(), at
-    while pending:
-        future, at = pending.popleft()
-        yield future.result(), at
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None = None) -> Iterator:
-    """A client of the cluster at ``scheduler``, or of an embedded LocalCluster (2 single-threaded workers)."""
-    from dask.distributed import Client, LocalCluster
-
-    with contextlib.ExitStack() as stack:
-        if scheduler:
-            try:
-                client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
-            except (OSError, TimeoutError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise SuperKartError(f"cannot reach the Dask scheduler at {scheduler}: {first}") from None
-        else:
-            # No dashboard, and the scheduler's HTTP routes on a free local port: the default 8787 warns when taken.
-            http = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs=http
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-        yield client
-
-
 def _write_headers(source: Path, out: IO[str], side: IO[str] | None) -> None:
     """Header lines of the output and the side file, once the first chunk has parsed."""
     columns = list(pd.read_csv(source, nrows=0, **_READ).columns)
@@ -356,7 +262,7 @@ def predict_file(
         out = stack.enter_context(_staged(output))
         side = stack.enter_context(_staged(rejected)) if rejected else None
         work = _chunks(handle, source, chunk_rows)
-        results = _on_dask(client, scorer, work) if client else _in_process(scorer, work)
+        results = map_in_order(client, scorer, work) if client else _in_process(scorer, work)
         for result, position in results:
             if not read:
                 _write_headers(source, out, side)

@@ -1,8 +1,9 @@
 """Read, validate and clean SuperKart CSV files.
 
-Validation is derived from :mod:`superkart_lib.schema` and stops at the first problem
-with one line naming the file, column, row and allowed values. Rows are numbered from 1
-for the first data row (line 2 of the file, after the header).
+Validation is derived from :mod:`superkart_lib.schema`: :func:`check_rows` finds the first
+problem of every row in one pass, and :func:`validate` reports the first invalid row in one
+line naming the file, column, row and allowed values. Rows are numbered from 1 for the
+first data row (line 2 of the file, after the header).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,74 +80,134 @@ def _problem(path: Path, column: str, index: int, message: str, row_offset: int 
     return DataError(f"{path}: column '{column}', row {row} (line {row + 1}): {message}")
 
 
-def _parse_column(raw: pd.Series, column: schema.Column, path: Path, row_offset: int = 0) -> pd.Series:
+class _FirstProblems:
+    """Each row's first problem, in the order the checks run: its column and message."""
+
+    def __init__(self, rows: int) -> None:
+        self.fine = np.ones(rows, dtype=bool)
+        self.columns = np.full(rows, "", dtype=object)
+        self.messages = np.full(rows, "", dtype=object)
+
+    def add(self, column: str, bad: np.ndarray, describe: Callable[[int], str]) -> None:
+        """Give each ``bad`` row that has no problem yet the problem ``describe(row position)``."""
+        rows = np.flatnonzero(bad & self.fine)
+        if len(rows):
+            self.fine[rows] = False
+            self.columns[rows] = column
+            self.messages[rows] = [describe(int(i)) for i in rows]
+
+
+def _parse_column(raw: pd.Series, column: schema.Column, found: _FirstProblems) -> pd.Series:
+    """Typed values of one column of raw strings; its problems go to ``found``.
+
+    Values of rows with a problem are placeholders (NaN, or 0 in an integer column).
+    """
     text = raw.str.strip()
-    empty = text == ""
-    if empty.any():
-        index = int(np.flatnonzero(empty.to_numpy())[0])
-        what = "the target" if column.name == schema.TARGET else "a required value"
-        raise _problem(path, column.name, index, f"missing value ({what} must be present)", row_offset)
-    if column.kind == "category":
-        bad = ~text.isin(column.categories)
-        if bad.any():
-            index = int(np.flatnonzero(bad.to_numpy())[0])
+    strings = text.to_numpy(dtype=object)
+    what = "the target" if column.name == schema.TARGET else "a required value"
+    found.add(column.name, (text == "").to_numpy(), lambda i: f"missing value ({what} must be present)")
+    if column.kind in ("category", "id"):
+        if column.kind == "category":
             allowed = ", ".join(repr(c) for c in column.categories)
-            raise _problem(
-                path, column.name, index, f"{text.iloc[index]!r} is not allowed (allowed: {allowed})", row_offset
-            )
+            bad, problem = ~text.isin(column.categories).to_numpy(), f"is not allowed (allowed: {allowed})"
+        else:
+            bad = ~text.str.fullmatch(schema.PRODUCT_ID_PATTERN[1:-1]).to_numpy(dtype=bool)
+            problem = "is not a product id (FD, NC or DR then digits)"
+        found.add(column.name, bad, lambda i: f"{strings[i]!r} {problem}")
         return text.astype("str")
-    if column.kind == "id":
-        bad = ~text.str.fullmatch(schema.PRODUCT_ID_PATTERN[1:-1])
-        if bad.any():
-            index = int(np.flatnonzero(bad.to_numpy())[0])
-            raise _problem(
-                path,
-                column.name,
-                index,
-                f"{text.iloc[index]!r} is not a product id (FD, NC or DR then digits)",
-                row_offset,
-            )
-        return text.astype("str")
-    values = pd.to_numeric(text, errors="coerce")
-    bad = values.isna().to_numpy()
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise _problem(path, column.name, index, f"{text.iloc[index]!r} is not a number", row_offset)
-    numbers = values.to_numpy(dtype="float64")
-    outside = column.out_of_bounds(numbers)
-    if outside.any():
-        index = int(np.flatnonzero(outside)[0])
-        raise _problem(
-            path,
-            column.name,
-            index,
-            f"{text.iloc[index]} is out of range (allowed: {column.bounds_text()})",
-            row_offset,
-        )
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64")
+    unparsed, outside = np.isnan(numbers), column.out_of_bounds(numbers)
+    found.add(column.name, unparsed, lambda i: f"{strings[i]!r} is not a number")
+    bounds = column.bounds_text()
+    found.add(column.name, outside, lambda i: f"{strings[i]} is out of range (allowed: {bounds})")
     if column.kind == "integer":
         fractional = numbers != np.round(numbers)
-        if fractional.any():
-            index = int(np.flatnonzero(fractional)[0])
-            raise _problem(path, column.name, index, f"{text.iloc[index]} is not a whole number", row_offset)
-        return pd.Series(numbers.astype("int64"), index=raw.index, name=raw.name)
+        found.add(column.name, fractional, lambda i: f"{strings[i]} is not a whole number")
+        whole = ~(unparsed | outside | fractional)
+        return pd.Series(np.where(whole, numbers, 0).astype("int64"), index=raw.index, name=raw.name)
     return pd.Series(numbers, index=raw.index, name=raw.name)
 
 
-def _check_stores(frame: pd.DataFrame, path: Path, row_offset: int = 0) -> None:
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so a message reads 1990, not np.int64(1990)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_stores(frame: pd.DataFrame, found: _FirstProblems) -> None:
+    """Store attributes that contradict the row's store, for rows whose every column parsed."""
     table = pd.DataFrame([vars(s) for s in schema.STORES.values()]).set_index("store_id")
+    rows = np.flatnonzero(found.fine)
+    parsed = frame.iloc[rows]  # known stores only, so the expected values keep the table's dtypes
     for column, attribute in schema.STORE_ATTRIBUTES.items():
-        expected = frame["Store_Id"].map(table[attribute])
-        bad = (frame[column] != expected).to_numpy()
-        if bad.any():
-            index = int(np.flatnonzero(bad)[0])
-            store = frame["Store_Id"].iloc[index]
-            raise _problem(
-                path,
-                column,
-                index,
-                f"{frame[column].iloc[index]!r} contradicts store {store}, whose {column} is {expected.iloc[index]!r}",
-                row_offset,
-            )
+        expected = parsed["Store_Id"].map(table[attribute])  # labelled by row position, as ``frame`` is
+        bad = np.zeros(len(frame), dtype=bool)
+        bad[rows] = (parsed[column] != expected).to_numpy()
+
+        def describe(i: int, column: str = column, expected: pd.Series = expected) -> str:
+            value, store = frame[column].iloc[i], frame["Store_Id"].iloc[i]
+            return f"{_plain(value)!r} contradicts store {store}, whose {column} is {_plain(expected.loc[i])!r}"
+
+        found.add(column, bad, describe)
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """Every row of a frame checked against the schema: see :func:`check_rows`.
+
+    Attributes
+    ----------
+    typed : pandas.DataFrame
+        The valid rows, in order, with schema dtypes (as :func:`validate` returns them).
+    keep : numpy.ndarray
+        Boolean mask of shape (rows,): True for a valid row.
+    problems : dict of int to (str, str)
+        Position (0-based) of each invalid row to (column, message) of its first problem.
+    """
+
+    typed: pd.DataFrame
+    keep: np.ndarray
+    problems: dict[int, tuple[str, str]]
+
+    def reasons(self) -> dict[int, str]:
+        """Position of each invalid row to its first problem as ``column 'C': message``."""
+        return {row: f"column '{column}': {message}" for row, (column, message) in self.problems.items()}
+
+
+def check_rows(frame: pd.DataFrame, source: str | Path = "<data>", require_target: bool = True) -> RowCheck:
+    """Check every row of a frame of raw strings against the schema, in one pass.
+
+    A row's problem is the first one :func:`validate` would find in that row alone: columns
+    in schema order (missing value, then allowed values or number, bounds, whole number),
+    then the store attributes.
+
+    Parameters
+    ----------
+    frame, source, require_target
+        As for :func:`validate`; a target column that is not required is still checked when present.
+
+    Returns
+    -------
+    RowCheck
+        The valid rows typed, a keep mask and the first problem of each invalid row.
+
+    Raises
+    ------
+    DataError
+        For a problem of the whole frame: a missing column, or no rows.
+    """
+    path = Path(str(source))
+    frame = frame.astype(str).reset_index(drop=True)
+    _check_columns(frame, path, require_target)
+    if len(frame) == 0:
+        raise DataError(f"{path}: no data rows after the header")
+    found = _FirstProblems(len(frame))
+    typed = pd.DataFrame(
+        {c.name: _parse_column(frame[c.name], c, found) for c in schema.COLUMNS if c.name in frame.columns}
+    )
+    _check_stores(typed, found)
+    keep = found.fine
+    problems = {int(i): (found.columns[i], found.messages[i]) for i in np.flatnonzero(~keep)}
+    return RowCheck(typed[keep].reset_index(drop=True), keep, problems)
 
 
 def validate(
@@ -173,19 +236,14 @@ def validate(
     Raises
     ------
     DataError
-        At the first problem, naming file, column, row and allowed values.
+        For the first invalid row, naming file, column, row and allowed values.
     """
-    path = Path(str(source))
-    frame = frame.astype(str)
-    _check_columns(frame, path, require_target)
-    if len(frame) == 0:
-        raise DataError(f"{path}: no data rows after the header")
-    typed = {
-        c.name: _parse_column(frame[c.name], c, path, row_offset) for c in schema.COLUMNS if c.name in frame.columns
-    }
-    result = pd.DataFrame(typed)[[c for c in schema.ALL_COLUMNS if c in typed]]
-    _check_stores(result, path, row_offset)
-    return result.reset_index(drop=True)
+    checked = check_rows(frame, source, require_target)
+    if checked.problems:
+        index = min(checked.problems)
+        column, message = checked.problems[index]
+        raise _problem(Path(str(source)), column, index, message, row_offset)
+    return checked.typed
 
 
 def read_csv(path: str | Path, require_target: bool = True) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from sklearn.model_selection import KFold, RandomizedSearchCV, cross_val_score, 
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from superkart_lib.cluster import dask_client
 from superkart_lib.data import split_xy
 from superkart_lib.errors import SuperKartError
 from superkart_lib.evaluate import regression_metrics
@@ -96,22 +97,9 @@ def parallel_backend(backend: str = "loky", scheduler: str | None = None) -> Ite
         with joblib.parallel_config(backend="loky"):
             yield
         return
-    from dask.distributed import Client, LocalCluster
-
-    with contextlib.ExitStack() as stack:
-        if scheduler:
-            try:
-                client = stack.enter_context(Client(scheduler, timeout="10s"))
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SuperKartError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        else:
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-            )
-            client = stack.enter_context(Client(cluster))
-        with joblib.parallel_config(backend="dask"):
-            del client  # the backend finds the active client itself
-            yield
+    # The backend finds the active client itself.
+    with dask_client(scheduler), joblib.parallel_config(backend="dask"):
+        yield
 
 
 @dataclass

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from superkart_lib import cli, schema
+from superkart_lib import cli, data, schema
+from superkart_lib.errors import DataError
 from tests.conftest import run_cli
 
 
@@ -157,3 +158,65 @@ def test_bad_options_exit_non_zero(tmp_path):
     assert result.returncode == 2
     assert "--rows: 0 must be >= 1" in result.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+# Rows with problems of several kinds; some have two, and the first in schema order (columns before the
+# store check) is the one reported.
+MESSY = {
+    2: {"Product_Weight": "heavy"},
+    3: {"Product_MRP": "", "Product_Id": "XX1"},
+    5: {"Store_Type": "Food Mart", "Store_Location_City_Type": "Tier 1"},
+    6: {"Store_Establishment_Year": "1950"},
+    7: {"Store_Establishment_Year": "1987.5", "Store_Size": "Huge"},
+    11: {"Store_Type": "Food Mart", schema.TARGET: "-1"},
+    12: {"Product_Allocated_Area": "inf"},
+    13: {"Store_Id": "OUT009"},
+    20: {schema.TARGET: ""},
+    21: {"Product_Sugar_Content": "sweet", "Product_Weight": "0"},
+}
+
+
+def _messy(tmp_path: Path) -> pd.DataFrame:
+    frame = _good(tmp_path)
+    for row, values in MESSY.items():
+        frame = _store_row(row, **values)(frame)
+    return frame
+
+
+def test_check_rows_gives_each_row_the_problem_validate_finds_in_it_alone(tmp_path):
+    frame = _messy(tmp_path)
+    checked = data.check_rows(frame, "messy.csv")
+    assert sorted(checked.problems) == [row - 1 for row in MESSY]
+    assert checked.keep.tolist() == [row + 1 not in MESSY for row in range(len(frame))]
+    reasons = checked.reasons()
+    for index, (column, message) in checked.problems.items():
+        with pytest.raises(DataError) as caught:
+            data.validate(frame.iloc[[index]], "messy.csv", row_offset=index)
+        row = index + 1
+        assert str(caught.value) == f"messy.csv: column '{column}', row {row} (line {row + 1}): {message}"
+        assert reasons[index] == f"column '{column}': {message}"
+    assert checked.problems[2] == ("Product_Id", "'XX1' is not a product id (FD, NC or DR then digits)")
+    assert checked.problems[6] == ("Store_Establishment_Year", "1987.5 is not a whole number")
+    assert checked.problems[10][0] == schema.TARGET  # a column problem comes before a store contradiction
+    assert checked.problems[4][0] == "Store_Location_City_Type"  # store attributes in STORE_ATTRIBUTES order
+    assert "contradicts store" in checked.problems[5][1]
+    # The valid rows come back typed, exactly as validate types them.
+    pd.testing.assert_frame_equal(checked.typed, data.validate(frame[checked.keep]))
+
+
+def test_validate_reports_the_first_invalid_row(tmp_path):
+    frame = _messy(tmp_path)
+    with pytest.raises(DataError) as caught:
+        data.validate(frame, "messy.csv", row_offset=100)
+    assert str(caught.value) == "messy.csv: column 'Product_Weight', row 102 (line 103): 'heavy' is not a number"
+
+
+def test_check_rows_still_raises_for_problems_of_the_whole_file(tmp_path):
+    frame = _messy(tmp_path)
+    with pytest.raises(DataError, match="messy.csv: missing column 'Store_Type'"):
+        data.check_rows(frame.drop(columns=["Store_Type"]), "messy.csv")
+    with pytest.raises(DataError, match="messy.csv: no data rows after the header"):
+        data.check_rows(frame.head(0), "messy.csv")
+    assert data.check_rows(frame.drop(columns=[schema.TARGET]), require_target=False).problems.keys() == {
+        row - 1 for row in MESSY if row != 20
+    }

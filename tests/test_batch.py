@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from superkart_lib import batch, cli, schema
+from superkart_lib import batch, cli, cluster, schema
 from superkart_lib.data import validate
 from superkart_lib.errors import DataError, SuperKartError
 from superkart_lib.runtime import OnnxModel
@@ -53,7 +53,7 @@ def scored(package, raw, tmp_path_factory) -> tuple[Path, batch.BatchReport]:
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[tuple[str, object]]:
     """A running two-worker cluster, reached by address as `--scheduler ADDR` would."""
-    with batch.dask_client() as client:
+    with cluster.dask_client() as client:
         yield client.scheduler.address, client
 
 
@@ -170,6 +170,64 @@ def test_skip_invalid_scores_the_rest_and_writes_the_rejects(package, raw, score
     assert on_dask.rejected.read_bytes() == report.rejected.read_bytes()
 
 
+# Every kind of row problem, some rows with two (the first in schema order counts, column checks before stores).
+MANY_KINDS = [
+    {"Product_Weight": "heavy"},
+    {"Product_Weight": "-1.5"},
+    {"Product_Allocated_Area": "0"},
+    {"Product_Type": "Toys"},
+    {"Store_Id": "OUT009"},
+    {"Store_Size": ""},
+    {"Store_Establishment_Year": "1987.5"},
+    {"Store_Establishment_Year": "1950"},  # a whole year in range that contradicts the store
+    {"Product_Id": "XX12"},
+    {"Store_Type": "Food Mart", "Store_Location_City_Type": "Tier 1"},
+    {"Product_MRP": "nan", "Product_Sugar_Content": "sweet"},
+    {"Product_Sugar_Content": "", "Store_Id": "OUT009"},
+]
+
+
+def _reason_alone(row: pd.DataFrame, number: int) -> str:
+    """The side-file reason for file row ``number``: data.validate's message for that row alone."""
+    with pytest.raises(DataError) as caught:
+        validate(row, "in.csv", require_target=False, row_offset=number - 1)
+    prefix = "in.csv: column '"
+    message = str(caught.value)
+    assert message.startswith(prefix), message
+    column, rest = message.removeprefix(prefix).split("', ", 1)
+    location = f"row {number} (line {number + 1}): "
+    assert rest.startswith(location), message
+    return f"column '{column}': {rest.removeprefix(location)}"
+
+
+def test_skip_invalid_lists_every_bad_row_with_its_own_reason(package, raw, scheduler, tmp_path):
+    """One row in four is invalid, in runs and across chunk ends: each is on the side with its own reason."""
+    frame = raw[1].head(1_200).drop(columns=[schema.TARGET])
+    numbers = [n for n in range(1, 1_201) if n % 4 == 1 or 298 <= n <= 303]  # 300 ends the first chunk
+    edits = {n: MANY_KINDS[k % len(MANY_KINDS)] for k, n in enumerate(numbers)}
+    clean = batch.predict_file(
+        package, _with(frame, tmp_path / "clean.csv", {}), tmp_path / "clean-out.csv", chunk_rows=300, progress=False
+    )
+    bad = _with(frame, tmp_path / "in.csv", edits)
+    report = batch.predict_file(package, bad, tmp_path / "out.csv", chunk_rows=300, skip_invalid=True, progress=False)
+    assert (report.rows_read, report.rows_skipped) == (1_200, len(numbers))
+    assert _lines(report.output) == [line for n, line in enumerate(_lines(clean.output)) if n not in edits]
+    rejected = pd.read_csv(report.rejected, dtype=str, keep_default_na=False)
+    assert rejected["row"].astype(int).tolist() == numbers
+    edited = pd.read_csv(bad, dtype=str, keep_default_na=False)
+    expected = [_reason_alone(edited.iloc[[n - 1]], n) for n in numbers]
+    assert rejected["reason"].tolist() == expected
+    assert len({reason.split(":")[0] for reason in expected}) >= 8  # many columns' problems, stores included
+    assert any("contradicts store" in reason for reason in expected)
+    pd.testing.assert_frame_equal(
+        rejected.drop(columns=["row", "reason"]), edited.iloc[[n - 1 for n in numbers]].reset_index(drop=True)
+    )
+    options = {"chunk_rows": 300, "skip_invalid": True, "dask": True, "scheduler": scheduler[0], "progress": False}
+    on_dask = batch.predict_file(package, bad, tmp_path / "dask.csv", **options)
+    assert on_dask.output.read_bytes() == report.output.read_bytes()
+    assert on_dask.rejected.read_bytes() == report.rejected.read_bytes()
+
+
 def _case(name: str, tmp_path: Path, raw: pd.DataFrame) -> tuple[Path, Path, dict]:
     """(input, output, options) of one user error."""
     good = tmp_path / "in.csv"
@@ -218,7 +276,7 @@ USER_ERRORS = {
 @pytest.mark.parametrize("skip_invalid", [False, True], ids=["stop", "skip"])
 @pytest.mark.parametrize("name", list(USER_ERRORS))
 def test_user_errors_are_one_line_and_leave_nothing(package, raw, tmp_path, monkeypatch, name, skip_invalid):
-    monkeypatch.setattr(batch, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
     source, out, options = _case(name, tmp_path, raw[1])
     before = sorted(tmp_path.iterdir())
     with pytest.raises(SuperKartError) as caught:
