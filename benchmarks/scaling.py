@@ -29,7 +29,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import serving
-from serving import LoadResult, Server, find_tool, free_port, http, note, wait_until
+from serving import LoadResult, Server, find_tool, note
+
+from superkart_lib.deployment import answers_200, free_port
 
 NGINX_CONF = serving.ROOT / "deploy" / "nginx.conf"
 UPSTREAM_LINE = re.compile(r"^(\s*)server api:8000([^;]*);", re.MULTILINE)
@@ -105,17 +107,17 @@ def benchmark(args: argparse.Namespace, package: Path, workdir: Path) -> list[tu
         replicas = [serving.start_superkart(package, 1, workdir, f"replica{i}") for i in range(max(args.replicas))]
         servers.extend(replicas)
         for replica in replicas:
-            wait_until(replica, lambda r=replica: http(r.url + "/readyz")[0] == 200, streak=3)
+            replica.wait_until(lambda r=replica: answers_200(r.url + "/readyz"), streak=3)
         if args.direct:
             rows.append(("direct, no nginx", 1, measure("1 replica, direct", replicas[0].url, body, args), ""))
         for k in args.replicas:
             ports = [int(r.url.rsplit(":", 1)[1]) for r in replicas[:k]]
             nginx = start_nginx(ports, workdir)
             servers.append(nginx)
-            wait_until(nginx, lambda n=nginx: http(n.url + "/readyz")[0] == 200, timeout=30, streak=3)
+            nginx.wait_until(lambda n=nginx: answers_200(n.url + "/readyz"), timeout=30, streak=3)
             result = measure(f"nginx + {k} replica(s)", nginx.url, body, args)
             rows.append(("nginx", k, result, ", ".join(f"{n:,}" for n in upstream_counts(nginx))))
-            serving.stop_process(nginx)
+            nginx.stop()
     return rows
 
 
@@ -145,17 +147,11 @@ def parse_replicas(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--package", help="model package directory (default: train a small one)")
+    serving.add_common_options(parser, warmup_per="setup", max_seconds=120.0)
     parser.add_argument("--replicas", type=parse_replicas, default=[1, 2], help="replica counts (default 1,2)")
     parser.add_argument("--requests", type=int, default=10_000, help="requests per measurement (default 10,000)")
     parser.add_argument("--concurrency", type=int, default=32, help="open connections (default 32)")
-    parser.add_argument("--warmup", type=int, default=400, help="warm-up requests per setup (default 400)")
-    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
-    parser.add_argument("--max-seconds", type=float, default=120.0, help="time cap of one load run (default 120)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     parser.add_argument("--no-direct", dest="direct", action="store_false", help="skip the replica without nginx")
-    parser.add_argument("--n-iter", type=int, default=2, help="search candidates when training (default 2)")
-    parser.add_argument("--json", help="also write the results as JSON here")
     args = parser.parse_args(argv)
     find_tool("wrk", "wrk")  # before any training or server start
     print(f"python {platform.python_version()} on {platform.platform()}; before: {serving.load_note()}")
@@ -166,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="superkart-scaling-") as tmp:
-        package = Path(args.package) if args.package else serving.train_package(Path(tmp) / "model", args.n_iter)
-        print(f"package: {package}")
-        rows = benchmark(args, package.resolve(), Path(tmp))
+        rows = benchmark(args, serving.package_for(args, Path(tmp)), Path(tmp))
     print(report(rows))
     print(f"took {time.perf_counter() - started:.0f} s; after: {serving.load_note()}")
     if args.json:

@@ -28,19 +28,18 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from superkart_lib.deployment import answers_200, free_port, post_json, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE_CONFIG = ROOT / "deploy" / "naive" / "gunicorn.conf.py"
@@ -145,6 +144,14 @@ class Server:
     process: subprocess.Popen
     log: Path
 
+    def wait_until(self, probe: Callable[[], bool], timeout: float = STARTUP_SECONDS, streak: int = 1) -> None:
+        """Poll ``probe`` until it holds ``streak`` times in a row; fail with the log if the server dies or stalls."""
+        wait_until(self.process, probe, timeout, streak, self.name, self.log)
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM the server's process group, then SIGKILL what is left after ``grace`` seconds."""
+        stop_process(self.process, grace, group=True)
+
 
 # --- machine and processes -----------------------------------------------------------------
 
@@ -158,13 +165,6 @@ def load_note() -> str:
 def note(message: str) -> None:
     """Progress on stderr (the results go to stdout)."""
     print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def find_tool(name: str, package: str) -> str:
@@ -182,35 +182,6 @@ def start_process(name: str, url: str, command: list[str], log: Path, env: dict[
             command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, start_new_session=True
         )
     return Server(name, url, process, log)
-
-
-def stop_process(server: Server, grace: float = 15.0) -> None:
-    """SIGTERM the server's process group, then SIGKILL what is left after ``grace`` seconds."""
-    process = server.process
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    # Workers of a supervisor that died first would still be in the group: make sure none survive.
-    if _group_alive(process.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process is still in process group ``pgid`` (Linux /proc)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.getpgid(int(entry.name)) == pgid:
-                    return True
-    return False
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -252,37 +223,8 @@ def stopped_on_exit() -> Iterator[list[Server]]:
         yield servers
     finally:
         for server in reversed(servers):
-            stop_process(server)
+            server.stop()
         signal.signal(signal.SIGTERM, previous)
-
-
-def http(url: str, body: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    """Status and body of one GET (or JSON POST when ``body`` is given); (0, b"") if unreachable."""
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    request = urllib.request.Request(url, data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (OSError, urllib.error.URLError):
-        return 0, b""
-
-
-def wait_until(server: Server, probe: Callable[[], bool], timeout: float = STARTUP_SECONDS, streak: int = 1) -> None:
-    """Poll ``probe`` until it holds ``streak`` times in a row; fail with the log if the server dies or stalls."""
-    deadline = time.monotonic() + timeout
-    good = 0
-    while good < streak:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log.read_text()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.log.read_text()}")
-        if probe():
-            good += 1
-        else:
-            good = 0
-            time.sleep(0.2)
 
 
 # --- the two servers -----------------------------------------------------------------------
@@ -304,14 +246,14 @@ def start_superkart(package: Path, workers: int, logs: Path, name: str = "superk
     return start_process(name, f"http://127.0.0.1:{port}", command, logs / f"{name}.log")
 
 
-def wait_naive(server: Server, body: bytes) -> None:
+def wait_naive(server: Server, record: dict[str, Any]) -> None:
     """The naive app has no health route: ready once a prediction answers 200."""
-    wait_until(server, lambda: http(server.url + PREDICT_PATH, body)[0] == 200)
+    server.wait_until(lambda: answers_200(server.url + PREDICT_PATH, record))
 
 
 def wait_superkart(server: Server) -> None:
     """Ready once ``/readyz`` answers 200 on several fresh connections (each worker loads its own model)."""
-    wait_until(server, lambda: http(server.url + "/readyz")[0] == 200, streak=10)
+    server.wait_until(lambda: answers_200(server.url + "/readyz"), streak=10)
 
 
 def connections_by_process(port: int) -> list[int]:
@@ -327,14 +269,18 @@ def connections_by_process(port: int) -> list[int]:
 # --- the client ----------------------------------------------------------------------------
 
 
-def sample_body(seed: int = 1) -> bytes:
-    """One synthetic record (the dataset's columns minus the target) as a JSON body."""
+def sample_record(seed: int = 1) -> dict[str, Any]:
+    """One synthetic record: the dataset's columns minus the target, as plain JSON values."""
     from superkart_lib import schema
     from superkart_lib.synthetic import generate
 
     row = generate(rows=20, seed=seed).drop(columns=[schema.TARGET]).iloc[0].to_dict()
-    record = {key: value.item() if hasattr(value, "item") else value for key, value in row.items()}
-    return json.dumps(record).encode()
+    return {key: value.item() if hasattr(value, "item") else value for key, value in row.items()}
+
+
+def sample_body(seed: int = 1) -> bytes:
+    """:func:`sample_record` as a JSON body."""
+    return json.dumps(sample_record(seed)).encode()
 
 
 def wrk_script(body: bytes, requests: int, threads: int, path: str = PREDICT_PATH) -> str:
@@ -521,11 +467,29 @@ def train_package(out: Path, n_iter: int) -> Path:
     return out
 
 
-def parity_line(naive: Server, fast: Server, body: bytes) -> str:
-    """Both servers' answer to the benchmark body (the ONNX model must agree to the cent)."""
-    _, a = http(naive.url + PREDICT_PATH, body)
-    _, b = http(fast.url + PREDICT_PATH, body)
-    x, y = json.loads(a)["prediction"], json.loads(b)["prediction"]
+def add_common_options(parser: argparse.ArgumentParser, warmup_per: str, max_seconds: float) -> None:
+    """The options both benchmarks take: the package, warm-up, the wrk client, time caps, JSON output."""
+    parser.add_argument("--package", help="model package directory (default: train a small one)")
+    parser.add_argument("--warmup", type=int, default=400, help=f"warm-up requests per {warmup_per} (default 400)")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    help_ = f"time cap of one load run (default {max_seconds:g})"
+    parser.add_argument("--max-seconds", type=float, default=max_seconds, help=help_)
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
+    parser.add_argument("--n-iter", type=int, default=2, help="search candidates when training (default 2)")
+    parser.add_argument("--json", help="also write the results as JSON here")
+
+
+def package_for(args: argparse.Namespace, tmp: Path) -> Path:
+    """``--package``, or a small package trained in ``tmp``; printed, and resolved."""
+    package = Path(args.package) if args.package else train_package(tmp / "model", args.n_iter)
+    print(f"package: {package}")
+    return package.resolve()
+
+
+def parity_line(naive: Server, fast: Server, record: dict[str, Any]) -> str:
+    """Both servers' answer to the benchmark record (the ONNX model must agree to the cent)."""
+    x = post_json(naive.url + PREDICT_PATH, record)[1]["prediction"]
+    y = post_json(fast.url + PREDICT_PATH, record)[1]["prediction"]
     verdict = "agree to the cent" if abs(x - y) <= 0.01 else "DISAGREE"
     return f"the benchmark record: naive (joblib) {x:.4f}, superkart (ONNX) {y:.4f}; {verdict}"
 
@@ -533,17 +497,18 @@ def parity_line(naive: Server, fast: Server, body: bytes) -> str:
 def benchmark(args: argparse.Namespace, package: Path, logs: Path) -> tuple[list[LoadResult], bool]:
     """Start both servers, warm them, measure each concurrency in turns, print and return the results."""
     find_tool("wrk", "wrk")
-    body = sample_body()
+    record = sample_record()
+    body = json.dumps(record).encode()
     load = {1: args.requests_c1, 32: args.requests_c32}
     with stopped_on_exit() as servers:
         servers.append(start_naive(package, args.workers, logs))
         servers.append(start_superkart(package, args.workers, logs))
         naive, fast = servers
         started = time.monotonic()
-        wait_naive(naive, body)
+        wait_naive(naive, record)
         wait_superkart(fast)
         note(f"both servers ready after {time.monotonic() - started:.1f} s")
-        print(parity_line(naive, fast, body))
+        print(parity_line(naive, fast, record))
         for server in (naive, fast):  # first requests pay for imports and caches in every worker
             run_wrk(server.name, server.url, body, args.warmup, min(8, args.warmup), 1, args.max_seconds, args.timeout)
         cells: dict[tuple[str, int], list[LoadResult]] = {}
@@ -586,17 +551,11 @@ def benchmark(args: argparse.Namespace, package: Path, logs: Path) -> tuple[list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--package", help="model package directory (default: train a small one)")
+    add_common_options(parser, warmup_per="server", max_seconds=300.0)
     parser.add_argument("--workers", type=int, default=2, help="worker processes of each server (default 2)")
     parser.add_argument("--requests-c1", type=int, default=2_000, help="requests at concurrency 1 (default 2,000)")
     parser.add_argument("--requests-c32", type=int, default=10_000, help="requests at concurrency 32 (default 10,000)")
-    parser.add_argument("--warmup", type=int, default=400, help="warm-up requests per server (default 400)")
     parser.add_argument("--rounds", type=int, default=1, help="measure each cell N times; median reported")
-    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="time cap of one load run (default 300)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
-    parser.add_argument("--n-iter", type=int, default=2, help="search candidates when training (default 2)")
-    parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed or a request failed")
     args = parser.parse_args(argv)
     find_tool("wrk", "wrk")  # before any training or server start
@@ -607,9 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="superkart-serving-") as tmp:
-        package = Path(args.package) if args.package else train_package(Path(tmp) / "model", args.n_iter)
-        print(f"package: {package}")
-        results, ok = benchmark(args, package.resolve(), Path(tmp))
+        results, ok = benchmark(args, package_for(args, Path(tmp)), Path(tmp))
     print(f"took {time.perf_counter() - started:.0f} s; after: {load_note()}")
     if args.json:
         record = {"workers": args.workers, "machine": load_note(), "results": [asdict(r) for r in results]}

@@ -1,6 +1,6 @@
 """A served model from Python: start ``superkart serve`` as a real process, call it, time it.
 
-Used by the deployment notebook and the benchmarks; stdlib HTTP only, so it also
+Used by the deployment notebook, the tests and the benchmarks; stdlib HTTP only, so it also
 works in the production environment.
 """
 
@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +35,95 @@ def free_port() -> int:
 
 def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
     """GET ``url``; returns (status, decoded JSON body)."""
+    return _json_answer(url, timeout)
+
+
+def post_json(url: str, body: Any, timeout: float = 10.0) -> tuple[int, Any]:
+    """POST ``body`` as JSON; returns (status, decoded JSON answer)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    return _json_answer(request, timeout)
+
+
+def _json_answer(request: str | urllib.request.Request, timeout: float) -> tuple[int, Any]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """Terminate ``process``, wait for it, and kill it if it does not stop in ``timeout`` s."""
+def answers_200(url: str, body: Any = None, timeout: float = 5.0) -> bool:
+    """Whether ``url`` answers 200 with JSON right now: a GET, or a JSON POST of ``body`` when given.
+
+    False, not an error, while nothing listens yet or the answer is not JSON: a readiness probe.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        return (get_json(url, timeout) if body is None else post_json(url, body, timeout))[0] == 200
+    return False
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0, group: bool = False) -> None:
+    """Terminate ``process``, wait for it, and kill it if it does not stop in ``timeout`` s.
+
+    ``group=True`` is for a process started with ``start_new_session=True`` (a supervisor such as
+    gunicorn, uvicorn with workers, nginx): the signals go to its whole process group, and whatever
+    is left of the group once the leader is gone (workers of a supervisor that died first) is killed.
+    """
+    terminate: Callable[[], None] = process.terminate
+    kill: Callable[[], None] = process.kill
+    if group:
+        terminate = functools.partial(_signal_group, process.pid, signal.SIGTERM)
+        kill = functools.partial(_signal_group, process.pid, signal.SIGKILL)
     if process.poll() is None:
-        process.terminate()
+        terminate()
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            kill()
             process.wait(timeout=10)
+    if group:  # the leader is reaped, but its group id stays reserved while any member is alive
+        kill()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # PermissionError: macOS, group gone
+        os.killpg(pgid, sig)
+
+
+def wait_until(
+    process: subprocess.Popen,
+    probe: Callable[[], bool],
+    timeout: float,
+    streak: int = 1,
+    name: str = "the server",
+    log: Path | None = None,
+) -> None:
+    """Poll ``probe`` until it holds ``streak`` times in a row (a server answering on a fresh start).
+
+    Raises
+    ------
+    SuperKartError
+        When ``process`` exits first or ``timeout`` s pass; with the text of ``log`` when given.
+    """
+    deadline = time.monotonic() + timeout
+    good = 0
+    while good < streak:
+        if process.poll() is not None:
+            raise _not_serving(f"{name} exited with code {process.returncode}", log)
+        if time.monotonic() > deadline:
+            raise _not_serving(f"{name} was not ready after {timeout:g} s", log)
+        if probe():
+            good += 1
+        else:
+            good = 0
+            time.sleep(0.1)
+
+
+def _not_serving(problem: str, log: Path | None) -> SuperKartError:
+    output = log.read_text(errors="replace").strip() if log and log.exists() else ""
+    return SuperKartError(f"{problem}:\n{output}" if output else problem)
 
 
 class ServerProcess:
@@ -58,54 +136,68 @@ class ServerProcess:
     workers : int
         Uvicorn worker processes, one ONNX session each.
     timeout : float
-        Seconds to wait for ``/readyz``.
+        Seconds to wait for ``ready_path``.
+    log : path, optional
+        File for the server's output, kept; by default a temporary file, removed by :meth:`stop`.
+    factory : bool
+        Start ``uvicorn --factory superkart_lib.serve:app_from_env`` instead, as a process manager
+        would: no package check before listening, the model loads (or fails) in the background.
+    ready_path : str
+        The route that must answer 200 before the server counts as started (``/healthz``: listening).
     """
 
-    def __init__(self, package_dir: str | Path, workers: int = 1, timeout: float = 60.0):
+    def __init__(
+        self,
+        package_dir: str | Path,
+        workers: int = 1,
+        timeout: float = 60.0,
+        *,
+        log: str | Path | None = None,
+        factory: bool = False,
+        ready_path: str = "/readyz",
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "superkart_lib.cli", "serve", "--model", str(package_dir)]
-        command += ["--port", str(self.port), "--workers", str(workers)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        atexit.register(self.stop)  # a notebook interrupted mid-way must not leave a server behind
-        self._wait_ready(timeout)
+        env = None
+        if factory:
+            from superkart_lib.serve import MODEL_ENV
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                reason = (self._process.stderr.read() or b"").decode(errors="replace").strip().splitlines()
-                raise SuperKartError(f"the server exited: {reason[-1] if reason else self._process.returncode}")
-            with contextlib.suppress(OSError):
-                if get_json(f"{self.url}/readyz", timeout=2)[0] == 200:
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise SuperKartError(f"the server at {self.url} was not ready after {timeout:g} s")
+            env = {**os.environ, MODEL_ENV: str(Path(package_dir).resolve())}
+            command = [sys.executable, "-m", "uvicorn", "--factory", "superkart_lib.serve:app_from_env"]
+            command += ["--host", "127.0.0.1"]
+        else:
+            command = [sys.executable, "-m", "superkart_lib.cli", "serve", "--model", str(package_dir)]
+        command += ["--port", str(self.port), "--workers", str(workers)]
+        self._own_log = log is None
+        if log is None:
+            handle, log = tempfile.mkstemp(prefix="superkart-serve-", suffix=".log")
+            os.close(handle)
+        self.log = Path(log)
+        with open(self.log, "wb") as out:
+            # Its own process group, so stop() reaches the uvicorn workers even if the supervisor hangs.
+            self._process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        atexit.register(self.stop)  # a notebook interrupted mid-way must not leave a server behind
+        try:
+            probe = functools.partial(answers_200, self.url + ready_path)
+            wait_until(self._process, probe, timeout, name=f"the server at {self.url}", log=self.log)
+        except SuperKartError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Terminate the server (and its workers) and wait for it."""
-        stop_process(self._process)
-        if self._process.stderr:
-            self._process.stderr.close()
+        stop_process(self._process, group=True)
+        atexit.unregister(self.stop)
+        if self._own_log:
+            self.log.unlink(missing_ok=True)
 
     def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def post_json(url: str, body: Any, timeout: float = 10.0) -> tuple[int, Any]:
-    """POST ``body`` as JSON; returns (status, decoded JSON answer)."""
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def latency_table(package_dir: str | Path, url: str, records: list[dict], calls: int = 200):

@@ -39,3 +39,9 @@ def trained(tmp_path_factory):
     result = run_cli("train", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out, result
+
+
+@pytest.fixture(scope="module")
+def package(trained) -> Path:
+    """The session's trained package (a module that needs another one defines its own ``package``)."""
+    return trained[0]

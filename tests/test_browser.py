@@ -13,7 +13,7 @@ import pytest
 
 from superkart_lib import schema
 from superkart_lib.runtime import OnnxModel
-from tests.test_serve import live_server, to_csv, wait_ready
+from tests.test_serve import live_server, to_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,14 +35,8 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def package(trained) -> Path:
-    return trained[0]
-
-
-@pytest.fixture(scope="module")
 def server(package, tmp_path_factory) -> Iterator[str]:
-    with live_server(package, tmp_path_factory.mktemp("browser") / "server.log") as url:
-        assert wait_ready(url).status_code == 200
+    with live_server(package, tmp_path_factory.mktemp("browser") / "server.log", ready_path="/readyz") as url:
         yield url
 
 

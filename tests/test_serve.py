@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import math
-import os
 import shutil
 import socket
 import subprocess
@@ -28,10 +27,10 @@ import jsonschema
 import pytest
 
 from superkart_lib import records, schema
-from superkart_lib.deployment import free_port, stop_process
+from superkart_lib.deployment import ServerProcess, free_port
 from superkart_lib.records_csv import MAX_CSV_ROWS
 from superkart_lib.runtime import OnnxModel
-from superkart_lib.serve import MAX_CSV_BYTES, MAX_JSON_BYTES, MODEL_ENV
+from superkart_lib.serve import MAX_CSV_BYTES, MAX_JSON_BYTES
 from tests.conftest import ROOT
 
 STARTUP_TIMEOUT = 90.0
@@ -41,42 +40,16 @@ STARTUP_TIMEOUT = 90.0
 
 
 @contextlib.contextmanager
-def live_server(package: Path, log: Path, workers: int = 1, factory: bool = False) -> Iterator[str]:
-    """A uvicorn process serving ``package``; yields its base URL once ``/healthz`` answers.
+def live_server(
+    package: Path, log: Path, workers: int = 1, factory: bool = False, ready_path: str = "/healthz"
+) -> Iterator[str]:
+    """A server process for ``package`` (its output in ``log``); yields its base URL once ``ready_path`` answers 200.
 
     ``factory=True`` starts ``uvicorn --factory superkart_lib.serve:app_from_env`` (no pre-check),
-    otherwise ``run_server`` as ``superkart serve`` would.
+    otherwise ``superkart serve``. Listening is not ready (maybe never): see :func:`wait_ready`.
     """
-    port = free_port()
-    env = {**os.environ, MODEL_ENV: str(package)}
-    if factory:
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "superkart_lib.serve:app_from_env",
-            "--port",
-            str(port),
-        ]
-    else:
-        call = f"run_server({str(package)!r}, port={port}, workers={workers})"
-        command = [sys.executable, "-c", f"from superkart_lib.serve import run_server; {call}"]
-    url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            assert process.poll() is None, f"server exited with {process.returncode}:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"server not up after {STARTUP_TIMEOUT}s:\n{log.read_text()}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield url
-    finally:
-        stop_process(process)
+    with ServerProcess(package, workers, STARTUP_TIMEOUT, log=log, factory=factory, ready_path=ready_path) as server:
+        yield server.url
 
 
 def wait_ready(url: str, timeout: float = STARTUP_TIMEOUT) -> httpx.Response:
@@ -90,14 +63,8 @@ def wait_ready(url: str, timeout: float = STARTUP_TIMEOUT) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def package(trained) -> Path:
-    return trained[0]
-
-
-@pytest.fixture(scope="module")
 def server(package, tmp_path_factory) -> Iterator[str]:
-    with live_server(package, tmp_path_factory.mktemp("serve") / "server.log") as url:
-        assert wait_ready(url).status_code == 200
+    with live_server(package, tmp_path_factory.mktemp("serve") / "server.log", ready_path="/readyz") as url:
         yield url
 
 
