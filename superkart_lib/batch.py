@@ -4,8 +4,8 @@ The input is streamed in chunks. One function, :func:`score_chunk`, validates a 
 ``data.validate`` (or, to skip invalid rows, checks every row with ``data.check_rows``),
 scores it with the package's verified ONNX model and renders it as CSV text; it runs in
 this process or on Dask workers, and the client writes chunks in file order, so both modes
-write the same bytes. Output goes to a temporary file beside the
-target and is renamed into place only when the whole file succeeded.
+write the same bytes. Output goes to a temporary file beside the target and is renamed
+into place only when the whole file succeeded.
 """
 
 from __future__ import annotations
