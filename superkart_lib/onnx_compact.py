@@ -148,9 +148,9 @@ def _tree_attributes(tree: onnx.NodeProto, slots: tuple[tuple[int, int | None], 
     """The tree node's attributes with every split moved to the compact feature layout."""
     attrs = {a.name: helper.get_attribute_value(a) for a in tree.attribute}
     as_tensor = "nodes_values_as_tensor" in attrs
-    values = numpy_helper.to_array(attrs["nodes_values_as_tensor"]) if as_tensor else np.asarray(attrs["nodes_values"])
+    # A copy either way: the thresholds of category splits are rewritten in place below.
+    values = np.array(numpy_helper.to_array(attrs["nodes_values_as_tensor"]) if as_tensor else attrs["nodes_values"])
     features, modes = list(attrs["nodes_featureids"]), list(attrs["nodes_modes"])
-    values = values.copy()
     for i, (feature, mode) in enumerate(zip(features, modes, strict=True)):
         if mode == b"LEAF":
             continue

@@ -211,10 +211,9 @@ class OnnxModel:
 
 
 def _category_arrays(name: str) -> dict[str, np.ndarray]:
-    """Schema category -> read-only (1, 1) object array holding it (empty for an unknown column)."""
-    column = schema.BY_NAME.get(name)
+    """Schema category of column ``name`` -> read-only (1, 1) object array holding it."""
     arrays = {}
-    for value in column.categories if column is not None else ():
+    for value in schema.BY_NAME[name].categories:
         array = np.array([[value]], dtype=object)
         array.flags.writeable = False
         arrays[value] = array
