@@ -52,14 +52,17 @@ notebooks: install
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
+# Style (ruff), the architecture's import contracts (import-linter, see pyproject.toml) and types (mypy).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache build *.egg-info
+	rm -rf runs .pytest_cache .ruff_cache .mypy_cache .import_linter_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

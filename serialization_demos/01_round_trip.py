@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from superkart_lib import formats, schema
-from superkart_lib.package import WRITERS, write_package
-from superkart_lib.runtime import OnnxModel
-from superkart_lib.train import compare_zoo, split, train
-from superkart_lib.workspace import load_training_data
+from superkart_lib.contract import formats, schema
+from superkart_lib.development import python_formats
+from superkart_lib.development.data import load_training_data
+from superkart_lib.development.package import WRITERS, write_package
+from superkart_lib.development.train import compare_zoo, split, train
+from superkart_lib.production.runtime import OnnxModel
 
 ROWS, SEED, REPEATS, BUDGET_S = 2000, 0, 3, 1.0
 ONNX_TOLERANCE = 0.01  # dollars: DESIGN's "within one cent on every row"
@@ -70,8 +71,8 @@ def main() -> None:
                 load_s = median_seconds(lambda: OnnxModel.from_package(package))
                 got = OnnxModel.from_package(package).predict(columns)
             else:
-                load_s = median_seconds(lambda name=name: formats.load(package, name))
-                got = formats.load(package, name).predict(data.X_test)
+                load_s = median_seconds(lambda name=name: python_formats.load(package, name))
+                got = python_formats.load(package, name).predict(data.X_test)
             worst = float(np.max(np.abs(got - expected)))
             fmt = formats.get_format(name).name
             verdict = "bit-for-bit" if np.array_equal(got, expected) else f"${worst:.6f}"

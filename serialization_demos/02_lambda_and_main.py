@@ -23,12 +23,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from superkart_lib import formats, integrity
-from superkart_lib import manifest as mf
-from superkart_lib.models import FAMILIES
-from superkart_lib.onnx_export import export_bytes
-from superkart_lib.synthetic import generate
-from superkart_lib.train import split
+from superkart_lib.contract import integrity
+from superkart_lib.contract import manifest as mf
+from superkart_lib.development import python_formats
+from superkart_lib.development.models import FAMILIES
+from superkart_lib.development.onnx_export import export_bytes
+from superkart_lib.development.synthetic import generate
+from superkart_lib.development.train import split
 
 COLUMNS = ["Product_MRP", "Product_Weight"]
 # A module-level lambda: its name is "<lambda>", which no module attribute carries.
@@ -80,13 +81,13 @@ def fresh_process(folder: Path, names: list[str]) -> dict[str, str]:
 
 def python_minor_check(model: Pipeline, folder: Path) -> None:
     """The library records the Python version and refuses cloudpickle files across minors."""
-    formats.save(model, folder / "model.cloudpickle")
+    python_formats.save(model, folder / "model.cloudpickle")
     entry = {"model.cloudpickle": mf.file_entry(folder / "model.cloudpickle")}
     manifest = {"package_version": "demo-02", "versions": mf.installed_versions(), "files": entry}
-    formats.load(folder, "model.cloudpickle", manifest)
+    python_formats.load(folder, "model.cloudpickle", manifest)
     print(f"   the manifest records python {manifest['versions']['python']}; formats.load accepts the file.")
     manifest["versions"]["python"] = OTHER_PYTHON
-    refusal = error_of(lambda _: formats.load(folder, "model.cloudpickle", manifest), model)
+    refusal = error_of(lambda _: python_formats.load(folder, "model.cloudpickle", manifest), model)
     print(f"   recorded as python {OTHER_PYTHON} instead -> {str(refusal).replace(str(folder), '<pkg>')}")
     expect(refusal is not None and OTHER_PYTHON in refusal, "cloudpickle across Python minors should be refused")
 
@@ -138,8 +139,8 @@ def main() -> None:
     print(f"   ONNX export of the __main__-function pipeline -> {onnx_error}")
     expect(onnx_error is not None and "FunctionTransformer" in onnx_error, "FunctionTransformer should not convert")
     project = FAMILIES["decision_tree"].pipeline(0).fit(data.X_train, data.y_train)
-    by_reference = all(name in pickle.dumps(project) for name in (b"superkart_lib.features", b"CategoryMapper"))
-    print(f"   the project pipeline pickles its own steps by reference to superkart_lib.features: {by_reference}")
+    by_reference = all(name in pickle.dumps(project) for name in (b"superkart_lib.development.features", b"CategoryMapper"))
+    print(f"   the project pipeline pickles its own steps by reference to superkart_lib.development.features: {by_reference}")
     print(f"   ONNX export of the project pipeline -> {len(export_bytes(project))} bytes, parity-checked")
     expect(by_reference, "the project's steps should be importable classes")
     print(

@@ -20,12 +20,13 @@ import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from superkart_lib import formats, integrity, skops_audit
-from superkart_lib import manifest as mf
-from superkart_lib.errors import SuperKartError
-from superkart_lib.package import write_package
-from superkart_lib.train import compare_zoo, split, train
-from superkart_lib.workspace import load_training_data
+from superkart_lib.contract import errors, integrity
+from superkart_lib.contract import manifest as mf
+from superkart_lib.contract.errors import SuperKartError
+from superkart_lib.development import python_formats, skops_audit
+from superkart_lib.development.data import load_training_data
+from superkart_lib.development.package import write_package
+from superkart_lib.development.train import compare_zoo, split, train
 
 DEMO_KEY = "demo-signing-key-not-a-secret"
 
@@ -49,7 +50,7 @@ def expect(condition: bool, message: str) -> None:
 def refusal(package: Path, name: str, tmp: str) -> str:
     """The library loader's one-line refusal of ``name`` (exits if it loads instead)."""
     try:
-        formats.load(package, name)
+        python_formats.load(package, name)
     except SuperKartError as exc:
         return f"{type(exc).__name__}: {str(exc).replace(tmp, '<tmp>')}"
     sys.exit(f"LESSON FAILED: the library loaded a tampered {name}")
@@ -96,12 +97,12 @@ def main() -> None:
     hostile = sio.dumps(Pipeline([("run", FunctionTransformer(os.system))]))
     print("\nd) a skops file whose pipeline calls os.system:")
     print(
-        f"   types it names outside the allow-list: {sorted(skops_audit.skops_types(hostile) - formats.SKOPS_TRUSTED)}"
+        f"   types it names outside the allow-list: {sorted(skops_audit.skops_types(hostile) - skops_audit.SKOPS_TRUSTED)}"
     )
     print(f"   skops itself also flags: {sio.get_untrusted_types(data=hostile)}")
     try:
         skops_audit.loads(hostile, "model.skops")
-    except formats.UntrustedTypeError as exc:
+    except errors.UntrustedTypeError as exc:
         print(f"   skops_audit.loads -> UntrustedTypeError: {exc}")
     else:
         sys.exit("LESSON FAILED: skops_audit.loads should refuse os.system")

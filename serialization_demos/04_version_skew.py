@@ -16,12 +16,13 @@ import numpy as np
 import onnx
 import sklearn
 
-from superkart_lib import formats, integrity, schema
-from superkart_lib import manifest as mf
-from superkart_lib.package import write_package
-from superkart_lib.runtime import OnnxModel
-from superkart_lib.train import compare_zoo, split, train
-from superkart_lib.workspace import load_training_data
+from superkart_lib.contract import errors, formats, integrity, schema
+from superkart_lib.contract import manifest as mf
+from superkart_lib.development import python_formats
+from superkart_lib.development.data import load_training_data
+from superkart_lib.development.package import write_package
+from superkart_lib.development.train import compare_zoo, split, train
+from superkart_lib.production.runtime import OnnxModel
 
 OLD_SKLEARN = "1.0.0"
 ONNX_TOLERANCE = 0.01
@@ -50,10 +51,10 @@ def main() -> None:
         (package / mf.MANIFEST).write_text(mf.dumps(manifest), encoding="utf-8")
         print(f"Manifest now records scikit-learn {OLD_SKLEARN}; the model files are untouched.\n")
 
-        for name in formats.PYTHON_FORMATS:
+        for name in python_formats.PYTHON_FORMATS:
             try:
-                formats.load(package, name)
-            except formats.VersionMismatchError as exc:
+                python_formats.load(package, name)
+            except errors.VersionMismatchError as exc:
                 message = str(exc).replace(tmp, "<tmp>")
             else:
                 sys.exit(f"LESSON FAILED: {name} loaded despite scikit-learn {OLD_SKLEARN} in the manifest")

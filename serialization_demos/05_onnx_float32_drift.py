@@ -20,12 +20,12 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from superkart_lib import schema
-from superkart_lib.features import make_pipeline
-from superkart_lib.onnx_export import TARGET_OPSET, export_bytes
-from superkart_lib.runtime import OnnxModel
-from superkart_lib.synthetic import generate
-from superkart_lib.train import split
+from superkart_lib.contract import schema
+from superkart_lib.development.features import make_pipeline
+from superkart_lib.development.onnx_export import TARGET_OPSET, export_bytes
+from superkart_lib.development.synthetic import generate
+from superkart_lib.development.train import split
+from superkart_lib.production.runtime import OnnxModel
 
 NUMERIC, CATEGORICAL = list(schema.NUMERIC_FEATURES), list(schema.CATEGORICAL_FEATURES)
 ROWS, TREES = 4000, 30  # a smaller forest than the zoo's 100 trees keeps the demo fast

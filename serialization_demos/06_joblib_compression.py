@@ -21,10 +21,10 @@ import joblib
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from superkart_lib import formats
-from superkart_lib.models import FAMILIES
-from superkart_lib.synthetic import generate
-from superkart_lib.train import split
+from superkart_lib.development import python_formats
+from superkart_lib.development.models import FAMILIES
+from superkart_lib.development.synthetic import generate
+from superkart_lib.development.train import split
 
 REPEATS, BUDGET_S = 3, 1.0
 ROWS = 1000  # a ~3 MB forest: big enough to compress, small enough for zlib 9 to take about a second
@@ -110,7 +110,7 @@ def main() -> None:
             if label != "none":
                 expect(size < sizes["none"], f"{label} should be smaller than uncompressed")
         ratio = sizes["none"] / sizes["zlib 3"]
-        print(f"   zlib 3 is {ratio:.1f}x smaller than none; the package uses compress={formats.JOBLIB_COMPRESS}.")
+        print(f"   zlib 3 is {ratio:.1f}x smaller than none; the package uses compress={python_formats.JOBLIB_COMPRESS}.")
 
         print("\n2) Memory mapping (uncompressed files only):")
         with warnings.catch_warnings(record=True) as caught:

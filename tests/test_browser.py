@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from superkart_lib import schema
-from superkart_lib.runtime import OnnxModel
-from tests.test_serve import live_server, to_csv
+from superkart_lib.contract import schema
+from superkart_lib.production.runtime import OnnxModel
+from tests.conftest import live_server, to_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

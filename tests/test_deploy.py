@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 import yaml
 
-from superkart_lib import formats, schema
-from superkart_lib.deployment import free_port, stop_process
-from superkart_lib.service import MAX_CSV_BYTES, MULTIPART_SLACK
+from superkart_lib.contract import schema
+from superkart_lib.contract.limits import MAX_CSV_BYTES, MULTIPART_SLACK
+from superkart_lib.course.serving import free_port, stop_process
+from superkart_lib.development import python_formats
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -44,9 +45,9 @@ STARTUP_SECONDS = 60.0
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Path:
     """A real model package: one quick model family, no search, on 1,500 synthetic rows."""
-    from superkart_lib.package import write_package
-    from superkart_lib.train import train
-    from superkart_lib.workspace import load_training_data
+    from superkart_lib.development.data import load_training_data
+    from superkart_lib.development.package import write_package
+    from superkart_lib.development.train import train
 
     frame, facts = load_training_data(None, rows=1500, seed=3)
     result = train(frame, seed=0, n_iter=0, families=["decision_tree"], n_jobs=1)
@@ -56,7 +57,7 @@ def package(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def records() -> list[dict[str, Any]]:
     """Synthetic records as a client sends them: plain JSON values, no target."""
-    from superkart_lib.synthetic import generate
+    from superkart_lib.development.synthetic import generate
 
     frame = generate(rows=25, seed=11).drop(columns=[schema.TARGET])
     return json.loads(frame.to_json(orient="records"))
@@ -65,7 +66,7 @@ def records() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def reference(package) -> Any:
     """The package's joblib model, loaded the verified way (hashes and versions checked)."""
-    return formats.load(package, "model.joblib")
+    return python_formats.load(package, "model.joblib")
 
 
 def expected(model: Any, record: dict[str, Any]) -> float:

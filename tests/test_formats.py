@@ -1,4 +1,4 @@
-"""pickle, joblib, cloudpickle and skops through superkart_lib.formats: round trips and verified loading."""
+"""pickle, joblib, cloudpickle and skops through superkart_lib.contract.formats: round trips and verified loading."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
-from superkart_lib import formats, integrity
-from superkart_lib import manifest as mf
-from superkart_lib.features import make_preprocessor
-from superkart_lib.models import FAMILIES
-from superkart_lib.synthetic import generate
-from superkart_lib.train import split
+from superkart_lib.contract import errors, formats, integrity
+from superkart_lib.contract import manifest as mf
+from superkart_lib.development import python_formats, skops_audit
+from superkart_lib.development.features import make_preprocessor
+from superkart_lib.development.models import FAMILIES
+from superkart_lib.development.synthetic import generate
+from superkart_lib.development.train import split
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = formats.PYTHON_FORMATS
+NAMES = python_formats.PYTHON_FORMATS
 PICKLED = ("model.pkl", "model.joblib", "model.cloudpickle")
 SMALL = {"gradient_boosting": {"model__n_estimators": 30}, "random_forest": {"model__n_estimators": 20}}
 
@@ -67,7 +68,7 @@ def write_manifest(directory: Path, manifest: dict) -> None:
 def build_package(directory: Path, model, family: str) -> Path:
     directory.mkdir(parents=True)
     for name in NAMES:
-        formats.save(model, directory / name)
+        python_formats.save(model, directory / name)
     manifest = {
         "package_version": f"test-{family}",
         "model": {"family": family, "estimator": type(model.named_steps["model"]).__name__},
@@ -109,7 +110,7 @@ def set_version(package: Path, library: str, version: str | None, **extra) -> No
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("family", list(SMALL))
 def test_round_trip_predicts_bit_for_bit(packages, models, data, family, name):
-    loaded = formats.load(packages[family], name)
+    loaded = python_formats.load(packages[family], name)
     assert type(loaded) is type(models[family])
     assert np.array_equal(loaded.predict(data.X_test), models[family].predict(data.X_test))
 
@@ -117,12 +118,12 @@ def test_round_trip_predicts_bit_for_bit(packages, models, data, family, name):
 def test_round_trip_in_a_second_process(packages, models, data, tmp_path):
     script = (
         "import sys, numpy as np\n"
-        "from superkart_lib import formats\n"
-        "from superkart_lib.synthetic import generate\n"
-        "from superkart_lib.train import split\n"
+        "from superkart_lib.development import python_formats\n"
+        "from superkart_lib.development.synthetic import generate\n"
+        "from superkart_lib.development.train import split\n"
         "X = split(generate(1500, 0)).X_test\n"
-        "np.savez(sys.argv[1], **{f'{i}_{j}': formats.load(p, n).predict(X)\n"
-        "    for i, p in enumerate(sys.argv[2:]) for j, n in enumerate(formats.PYTHON_FORMATS)})\n"
+        "np.savez(sys.argv[1], **{f'{i}_{j}': python_formats.load(p, n).predict(X)\n"
+        "    for i, p in enumerate(sys.argv[2:]) for j, n in enumerate(python_formats.PYTHON_FORMATS)})\n"
     )
     out = tmp_path / "predictions.npz"
     env = {k: v for k, v in os.environ.items() if k != integrity.SIGNING_KEY_ENV}
@@ -143,8 +144,8 @@ def test_one_flipped_byte_is_refused_naming_the_file(package, name):
     content = bytearray((package / name).read_bytes())
     content[len(content) // 2] ^= 0x01
     replace_file(package, name, bytes(content), rehash=False)
-    with pytest.raises(integrity.IntegrityError, match=re.escape(name)):
-        formats.load(package, name)
+    with pytest.raises(errors.IntegrityError, match=re.escape(name)):
+        python_formats.load(package, name)
 
 
 def test_canary_payload_really_runs_when_unpickled(tmp_path):
@@ -157,8 +158,8 @@ def test_canary_payload_really_runs_when_unpickled(tmp_path):
 def test_malicious_payload_with_unlisted_hash_is_never_unpickled(package, tmp_path, name):
     canary = tmp_path / "canary"
     replace_file(package, name, pickle.dumps(Canary(canary), protocol=5), rehash=False)
-    with pytest.raises(integrity.IntegrityError, match=re.escape(name)):
-        formats.load(package, name)
+    with pytest.raises(errors.IntegrityError, match=re.escape(name)):
+        python_formats.load(package, name)
     assert not canary.exists()
 
 
@@ -173,7 +174,7 @@ def test_only_the_verified_bytes_are_deserialised(package, data, models, tmp_pat
         return verified
 
     monkeypatch.setattr(integrity, "verify_file", verify_then_swap)
-    loaded = formats.load(package, name)
+    loaded = python_formats.load(package, name)
     assert not canary.exists()
     assert np.array_equal(loaded.predict(data.X_test), models["gradient_boosting"].predict(data.X_test))
 
@@ -181,8 +182,8 @@ def test_only_the_verified_bytes_are_deserialised(package, data, models, tmp_pat
 @pytest.mark.parametrize("name", NAMES)
 def test_other_recorded_sklearn_version_is_refused(package, name):
     set_version(package, "scikit-learn", "1.0.0")
-    with pytest.raises(formats.VersionMismatchError) as caught:
-        formats.load(package, name)
+    with pytest.raises(errors.VersionMismatchError) as caught:
+        python_formats.load(package, name)
     message = str(caught.value)
     assert "1.0.0" in message and sklearn.__version__ in message and name in message
 
@@ -193,10 +194,10 @@ def test_inconsistent_version_warning_is_promoted_to_an_error(package, data, mon
     model = FAMILIES["linear_regression"].pipeline(0).fit(data.X_train, data.y_train)
     with monkeypatch.context() as patch:
         patch.setattr(sklearn.base, "__version__", "1.0.0")
-        formats.save(model, package / name)
+        python_formats.save(model, package / name)
     replace_file(package, name, (package / name).read_bytes(), rehash=True)
-    with pytest.raises(formats.VersionMismatchError) as caught:
-        formats.load(package, name)
+    with pytest.raises(errors.VersionMismatchError) as caught:
+        python_formats.load(package, name)
     message = str(caught.value)
     assert "1.0.0" in message and sklearn.__version__ in message and name in message
 
@@ -204,21 +205,21 @@ def test_inconsistent_version_warning_is_promoted_to_an_error(package, data, mon
 @pytest.mark.parametrize("name", NAMES)
 def test_unrecorded_sklearn_version_is_refused(package, name):
     set_version(package, "scikit-learn", None)
-    with pytest.raises(formats.VersionMismatchError, match="records no scikit-learn version"):
-        formats.load(package, name)
+    with pytest.raises(errors.VersionMismatchError, match="records no scikit-learn version"):
+        python_formats.load(package, name)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_numpy_major_skew_is_an_error_and_patch_skew_a_warning(package, name):
     running = np.__version__
     set_version(package, "numpy", "1.26.4")
-    with pytest.raises(formats.VersionMismatchError, match=re.escape(f"numpy 1.26.4 but running numpy {running}")):
-        formats.load(package, name)
+    with pytest.raises(errors.VersionMismatchError, match=re.escape(f"numpy 1.26.4 but running numpy {running}")):
+        python_formats.load(package, name)
     major, minor = running.split(".")[:2]
     skewed = f"{major}.{minor}.999"
     set_version(package, "numpy", skewed)
-    with pytest.warns(formats.VersionSkewWarning, match=re.escape(f"numpy {skewed} but running numpy {running}")):
-        assert formats.load(package, name) is not None
+    with pytest.warns(errors.VersionSkewWarning, match=re.escape(f"numpy {skewed} but running numpy {running}")):
+        assert python_formats.load(package, name) is not None
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -227,26 +228,26 @@ def test_python_minor_skew_is_an_error_only_for_cloudpickle(package, name):
     other = f"{major}.{minor + 1}.0"
     set_version(package, "python", other)
     if name == "model.cloudpickle":
-        with pytest.raises(formats.VersionMismatchError, match=re.escape(other)):
-            formats.load(package, name)
+        with pytest.raises(errors.VersionMismatchError, match=re.escape(other)):
+            python_formats.load(package, name)
     else:
-        with pytest.warns(formats.VersionSkewWarning, match=re.escape(f"python {other} but running")):
-            formats.load(package, name)
+        with pytest.warns(errors.VersionSkewWarning, match=re.escape(f"python {other} but running")):
+            python_formats.load(package, name)
 
 
 @pytest.mark.parametrize(("name", "library"), [(n, n.split(".")[1]) for n in NAMES if n != "model.pkl"])
 def test_own_library_skew_warns(package, name, library):
     set_version(package, library, "0.0.1")
-    with pytest.warns(formats.VersionSkewWarning, match=f"{library} 0.0.1 but running {library} "):
-        formats.load(package, name)
+    with pytest.warns(errors.VersionSkewWarning, match=f"{library} 0.0.1 but running {library} "):
+        python_formats.load(package, name)
 
 
 def test_xgboost_skew_matters_only_for_xgboost_models(package):
     set_version(package, "xgboost-cpu", "1.0.0")
-    assert formats.load(package, "model.pkl") is not None  # a gradient boosting model holds no booster
+    assert python_formats.load(package, "model.pkl") is not None  # a gradient boosting model holds no booster
     set_version(package, "xgboost-cpu", "1.0.0", model={"family": "xgboost", "estimator": "XGBRegressor"})
-    with pytest.raises(formats.VersionMismatchError, match="xgboost-cpu 1.0.0 but running"):
-        formats.load(package, "model.pkl")
+    with pytest.raises(errors.VersionMismatchError, match="xgboost-cpu 1.0.0 but running"):
+        python_formats.load(package, "model.pkl")
 
 
 @pytest.mark.parametrize(
@@ -259,11 +260,11 @@ def test_xgboost_skew_matters_only_for_xgboost_models(package):
 def test_skops_refuses_types_outside_the_allow_list(package, data, extra, type_name):
     model = Pipeline([("features", make_preprocessor(scale=False)), ("extra", extra), ("model", LinearRegression())])
     model.fit(data.X_train, data.y_train)
-    with pytest.raises(formats.UntrustedTypeError, match=re.escape(type_name)):
-        formats.save(model, package / "model.skops")  # refused at save, too
+    with pytest.raises(errors.UntrustedTypeError, match=re.escape(type_name)):
+        python_formats.save(model, package / "model.skops")  # refused at save, too
     replace_file(package, "model.skops", sio.dumps(model), rehash=True)
-    with pytest.raises(formats.UntrustedTypeError) as caught:
-        formats.load(package, "model.skops")
+    with pytest.raises(errors.UntrustedTypeError) as caught:
+        python_formats.load(package, "model.skops")
     assert type_name in str(caught.value) and "model.skops" in str(caught.value)
 
 
@@ -276,8 +277,8 @@ def test_skops_gets_an_explicit_allow_list(package, monkeypatch):
         return loads(data, trusted=trusted)
 
     monkeypatch.setattr(sio, "loads", spy)
-    formats.load(package, "model.skops")
-    assert isinstance(seen["trusted"], list) and set(seen["trusted"]) == formats.SKOPS_TRUSTED
+    python_formats.load(package, "model.skops")
+    assert isinstance(seen["trusted"], list) and set(seen["trusted"]) == skops_audit.SKOPS_TRUSTED
 
 
 def sign(package: Path, key: str) -> dict:
@@ -293,7 +294,7 @@ def test_signed_manifest_loads_with_the_key(package, monkeypatch, name):
     signed = integrity.sign_if_configured(mf.read(package))
     write_manifest(package, signed)
     assert signed[integrity.SIGNATURE_FIELD].startswith("hmac-sha256:")
-    assert formats.load(package, name) is not None
+    assert python_formats.load(package, name) is not None
 
 
 def test_tampered_manifest_is_refused(package, monkeypatch):
@@ -301,8 +302,8 @@ def test_tampered_manifest_is_refused(package, monkeypatch):
     manifest = sign(package, "s3cret")
     manifest["package_version"] = "forged"
     write_manifest(package, manifest)
-    with pytest.raises(integrity.IntegrityError, match="manifest.json: signature does not match"):
-        formats.load(package, "model.pkl")
+    with pytest.raises(errors.IntegrityError, match="manifest.json: signature does not match"):
+        python_formats.load(package, "model.pkl")
 
 
 def test_rewritten_model_and_hash_are_refused_when_signed(package, tmp_path, monkeypatch):
@@ -310,30 +311,30 @@ def test_rewritten_model_and_hash_are_refused_when_signed(package, tmp_path, mon
     sign(package, "s3cret")
     canary = tmp_path / "canary"
     replace_file(package, "model.pkl", pickle.dumps(Canary(canary)), rehash=True)  # keeps the old signature
-    with pytest.raises(integrity.IntegrityError, match="signature does not match"):
-        formats.load(package, "model.pkl")
+    with pytest.raises(errors.IntegrityError, match="signature does not match"):
+        python_formats.load(package, "model.pkl")
     assert not canary.exists()
 
 
 def test_missing_or_foreign_signature_is_refused(package, monkeypatch):
     monkeypatch.setenv(integrity.SIGNING_KEY_ENV, "s3cret")
-    with pytest.raises(integrity.IntegrityError, match="not signed"):
-        formats.load(package, "model.pkl")
+    with pytest.raises(errors.IntegrityError, match="not signed"):
+        python_formats.load(package, "model.pkl")
     sign(package, "another key")
-    with pytest.raises(integrity.IntegrityError, match="signature does not match"):
-        formats.load(package, "model.pkl")
+    with pytest.raises(errors.IntegrityError, match="signature does not match"):
+        python_formats.load(package, "model.pkl")
 
 
 def test_empty_key_is_refused(package, monkeypatch):
     monkeypatch.setenv(integrity.SIGNING_KEY_ENV, "")
-    with pytest.raises(integrity.IntegrityError, match="set but empty"):
-        formats.load(package, "model.pkl")
+    with pytest.raises(errors.IntegrityError, match="set but empty"):
+        python_formats.load(package, "model.pkl")
 
 
 def test_without_a_key_signed_and_unsigned_packages_load(package):
-    assert formats.load(package, "model.pkl") is not None
+    assert python_formats.load(package, "model.pkl") is not None
     sign(package, "s3cret")
-    assert formats.load(package, "model.pkl") is not None
+    assert python_formats.load(package, "model.pkl") is not None
 
 
 def test_signature_is_over_canonical_json():
@@ -346,8 +347,8 @@ def test_registry_records_what_loading_needs_and_risks(package, models):
     assert set(formats.FORMATS) == {*NAMES, "model.onnx"}
     assert [n for n, f in formats.FORMATS.items() if f.executes_code] == list(PICKLED)
     assert "onnxruntime" in formats.FORMATS["model.onnx"].requires
-    with pytest.raises(formats.FormatError, match="onnx_export"):
-        formats.save(models["gradient_boosting"], package / "model.onnx")
-    with pytest.raises(formats.FormatError, match="not a model file name"):
-        formats.load(package, "model.bin")
-    assert set(formats.writers()) == set(NAMES)
+    with pytest.raises(errors.FormatError, match="not Python objects"):
+        python_formats.save(models["gradient_boosting"], package / "model.onnx")
+    with pytest.raises(errors.FormatError, match="not a model file name"):
+        python_formats.load(package, "model.bin")
+    assert set(python_formats.writers()) == set(NAMES)

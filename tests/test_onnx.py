@@ -17,13 +17,14 @@ import pytest
 from threadpoolctl import threadpool_limits
 from xgboost import XGBRegressor
 
-from superkart_lib import manifest as mf
-from superkart_lib import onnx_compact, onnx_export, onnx_trees, schema, train
-from superkart_lib.errors import DataError, SuperKartError
-from superkart_lib.features import make_pipeline
-from superkart_lib.models import FAMILIES
-from superkart_lib.runtime import OnnxModel
-from superkart_lib.versions import VersionSkewWarning
+from superkart_lib.contract import manifest as mf
+from superkart_lib.contract import schema
+from superkart_lib.contract.errors import DataError, SuperKartError
+from superkart_lib.contract.versions import VersionSkewWarning
+from superkart_lib.development import onnx_compact, onnx_export, onnx_trees, train
+from superkart_lib.development.features import make_pipeline
+from superkart_lib.development.models import FAMILIES
+from superkart_lib.production.runtime import OnnxModel
 from tests.conftest import ROOT
 
 CENT = 0.01
@@ -234,7 +235,7 @@ class Block:
         if name.split(".")[0] in ("sklearn", "pandas", "scipy"):
             raise ImportError(f"{{name}} is not in the production environment")
 sys.meta_path.insert(0, Block())
-from superkart_lib.runtime import OnnxModel
+from superkart_lib.production.runtime import OnnxModel
 model = OnnxModel.from_bytes(open({str(tmp_path / "model.onnx")!r}, "rb").read())
 print(json.dumps(float(model.predict(json.loads({json.dumps(record)!r}))[0])))
 heavy = sorted(m for m in ("sklearn", "pandas", "scipy") if m in sys.modules)
@@ -247,7 +248,7 @@ assert not heavy, heavy
 
 
 def test_plain_import_leaves_sklearn_and_pandas_unloaded():
-    code = "import sys, superkart_lib.runtime; print(sorted(m for m in ('sklearn', 'pandas') if m in sys.modules))"
+    code = "import sys, superkart_lib.production.runtime; print(sorted(m for m in ('sklearn', 'pandas') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -1,5 +1,6 @@
-"""The model package: complete, verified, tamper-evident, written atomically, and loadable
-in the small production environment."""
+"""The model package: complete, verified, tamper-evident and written atomically.
+
+Loading it in the real production install is tested in tests/test_production_install.py."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-import venv
 
-import numpy as np
 import pytest
 
-from superkart_lib import formats, schema
-from superkart_lib.errors import SuperKartError
-from superkart_lib.runtime import OnnxModel
-from superkart_lib.verify import EXPECTED_FILES, verify_package
-from tests.conftest import ROOT, run_cli
+from superkart_lib.contract import formats
+from superkart_lib.contract.errors import SuperKartError
+from superkart_lib.development import python_formats
+from superkart_lib.production.runtime import OnnxModel
+from superkart_lib.production.verify import EXPECTED_FILES, verify_package
+from tests.conftest import flip_one_byte, make_package, run_cli
 
 MODEL_FILES = tuple(formats.FORMATS)
 
@@ -43,15 +43,9 @@ def package_copy(trained, tmp_path):
     return copy
 
 
-def _flip_one_byte(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 @pytest.mark.parametrize("name", [*MODEL_FILES, "MODEL_CARD.md"])
 def test_one_flipped_byte_fails_verify_and_the_loader(package_copy, name):
-    _flip_one_byte(package_copy / name)
+    flip_one_byte(package_copy / name)
     result = run_cli("verify", str(package_copy))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -62,7 +56,7 @@ def test_one_flipped_byte_fails_verify_and_the_loader(package_copy, name):
             OnnxModel.from_package(package_copy)
     elif name in MODEL_FILES:
         with pytest.raises(SuperKartError, match=f"{package_copy / name}.*does not match"):
-            formats.load(package_copy, name)
+            python_formats.load(package_copy, name)
 
 
 def test_unexpected_and_missing_files_are_refused(package_copy):
@@ -75,13 +69,9 @@ def test_unexpected_and_missing_files_are_refused(package_copy):
         verify_package(package_copy)
 
 
-def test_signed_package(tmp_path, monkeypatch, synthetic_frame):
-    from superkart_lib.package import write_package
-    from superkart_lib.train import train
-
+def test_signed_package(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERKART_SIGNING_KEY", "course-secret")
-    result = train(synthetic_frame.head(800), n_iter=0, families=["decision_tree"])
-    out = write_package(result, tmp_path / "signed", {"source": "test", "sha256": "0" * 64, "rows": 800})
+    out = make_package(tmp_path / "signed", rows=800)
     assert verify_package(out)[-1].endswith("verified: signed, 6 files")
     monkeypatch.setenv("SUPERKART_SIGNING_KEY", "another-secret")
     with pytest.raises(SuperKartError, match="signature does not match"):
@@ -92,9 +82,9 @@ def test_signed_package(tmp_path, monkeypatch, synthetic_frame):
 
 SAVER = """
 import sys
-from superkart_lib.package import write_package
-from superkart_lib.synthetic import generate
-from superkart_lib.train import train
+from superkart_lib.development.package import write_package
+from superkart_lib.development.synthetic import generate
+from superkart_lib.development.train import train
 
 result = train(generate(3000, 0), n_iter=0, families=["random_forest"])
 print("saving", flush=True)
@@ -130,71 +120,3 @@ def test_killed_save_leaves_previous_package_intact(trained, tmp_path):
     assert not (staging[0] / "manifest.json").exists(), "killed mid-save, before the manifest"
     assert json.loads((out / "manifest.json").read_text())["package_version"] == before
     verify_package(out)
-
-
-@pytest.fixture(scope="session")
-def production_python(tmp_path_factory):
-    """A clean virtualenv with only `pip install .[serve]` and the pinned versions."""
-    env_dir = tmp_path_factory.mktemp("prod") / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    install = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-c",
-            str(ROOT / "constraints.txt"),
-            f"{ROOT}[serve]",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert install.returncode == 0, install.stderr[-3000:]
-    return python
-
-
-PREDICT = """
-import importlib.util, json, sys
-absent = [m for m in ("sklearn", "pandas", "scipy", "skl2onnx") if importlib.util.find_spec(m) is not None]
-assert not absent, f"production environment has {absent}"
-from superkart_lib.runtime import OnnxModel
-model = OnnxModel.from_package(sys.argv[1])
-records = json.load(open(sys.argv[2]))
-print(json.dumps({"version": model.version, "predictions": model.predict(records).tolist(),
-                  "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "pandas"))}))
-"""
-
-
-def test_production_environment_predicts_within_a_cent(production_python, trained, synthetic_frame, tmp_path):
-    import joblib
-
-    out, _ = trained
-    rows = synthetic_frame.drop(columns=[schema.TARGET]).sample(500, random_state=1)
-    development = joblib.load(out / "model.joblib").predict(rows)
-    records = tmp_path / "records.json"
-    records.write_text(json.dumps(rows.to_dict(orient="records")))
-    result = subprocess.run(
-        [str(production_python), "-c", PREDICT, str(out), str(records)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout)
-    assert answer["modules"] == []
-    assert (
-        str(production_python.parent.parent)
-        in subprocess.run(
-            [str(production_python), "-c", "import superkart_lib, sys; print(superkart_lib.__file__)"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        ).stdout
-    ), "the production environment's own installed copy is what ran"
-    assert np.max(np.abs(np.asarray(answer["predictions"]) - development)) <= 0.01

@@ -8,8 +8,8 @@ import nbformat
 import papermill
 import pytest
 
-from superkart_lib.errors import SuperKartError
-from superkart_lib.runner import NOTEBOOKS, check_overrides, declared_parameters, notebooks_dir, parse_overrides
+from superkart_lib.contract.errors import SuperKartError
+from superkart_lib.course.runner import NOTEBOOKS, check_overrides, declared_parameters, notebooks_dir, parse_overrides
 from tests.conftest import run_cli
 
 EXPECTED_METRICS = {"r2", "rmse", "mae", "mape"}

@@ -8,9 +8,9 @@ import json
 import joblib
 import pytest
 
-from superkart_lib import schema
-from superkart_lib.manifest import TRACKED
-from superkart_lib.train import split, train, tune
+from superkart_lib.contract import schema
+from superkart_lib.contract.manifest import TRACKED
+from superkart_lib.development.train import split, train, tune
 
 
 def test_train_writes_package(trained):
@@ -81,7 +81,7 @@ def test_dask_backend_matches_loky(synthetic_frame):
 
 
 def test_unreachable_scheduler_is_a_clear_error(synthetic_frame):
-    from superkart_lib.errors import SuperKartError
+    from superkart_lib.contract.errors import SuperKartError
 
     data = split(synthetic_frame.head(300))
     with pytest.raises(SuperKartError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):

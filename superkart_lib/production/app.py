@@ -1,0 +1,211 @@
+"""The prediction API and web page: FastAPI over one single-threaded ONNX session per process.
+
+Production imports only: numpy, onnxruntime, fastapi (starlette, pydantic), python-multipart
+and the contract (no pandas, no scikit-learn). Request handling is in :mod:`.handlers`, the
+documented shapes in :mod:`.openapi`, the request limits in :mod:`superkart_lib.contract.limits`.
+
+Endpoints (all documented in ``/openapi.json``):
+
+- ``POST /v1/predict``: ``application/json``; one record -> ``{"prediction", "model_version"}``,
+  or ``{"records": [...]}`` -> ``{"predictions", "model_version"}``.
+- ``POST /v1/predict/csv``: ``multipart/form-data`` with the CSV in field ``file`` -> the batch
+  JSON, or with ``Accept: text/csv`` the uploaded rows plus a ``prediction`` column.
+- ``GET /v1/model`` (the manifest), ``GET /v1/schema`` (schema, store table, limits),
+  ``GET /healthz`` (alive), ``GET /readyz`` (503 until verified, loaded and warmed), ``GET /``.
+
+Errors are ``{"detail": str, "errors": [{"message", "field", "record", "row", "line"}]}``:
+400 malformed JSON, CSV or multipart; 413 body size or CSV row count over its limit; 415 wrong
+Content-Type; 422 refused by the schema, including too many records (names the field and the
+record index, or the CSV row and line); 503 model not ready. No traceback reaches a client.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
+
+from superkart_lib import __version__
+from superkart_lib.contract import limits, schema
+from superkart_lib.contract.errors import FieldError, RequestError
+from superkart_lib.production import csv_upload, openapi
+from superkart_lib.production import handlers as h
+from superkart_lib.production import record_validation as records
+
+WEB_DIR = Path(__file__).with_name("web")
+_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+API_DESCRIPTION = (
+    "Predicts Product_Store_Sales_Total for SuperKart product-store records with the packaged ONNX model. "
+    "Records use the dataset's column names minus the target; Product_Id is optional; store attributes must "
+    "match the store table. Errors name the field and the record index (CSV: row and line). " + limits.summary()
+)
+_JSON_CONTENT = {"schema": {"$ref": "#/components/schemas/PredictRequest"}, "example": records.example_record()}
+_CSV_BODY = {
+    "type": "object",
+    "properties": {"file": {"type": "string", "format": "binary", "description": "A CSV file with a header row"}},
+    "required": ["file"],
+}
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(h.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def _score_csv(model: Any, data: bytes) -> tuple[csv_upload.CsvTable, list[float]]:
+    table = csv_upload.parse_csv(data)
+    return table, h.predict_batch(model, table.records)
+
+
+def _schema_info() -> dict[str, Any]:
+    return {
+        **schema.as_dict(),
+        "input_columns": list(schema.INPUT_COLUMNS),
+        "store_attributes": dict(schema.STORE_ATTRIBUTES),
+        "limits": limits.as_dict(),
+    }
+
+
+def create_app(package_dir: str | Path) -> FastAPI:
+    """The API and web page for one model package, loaded in a background thread at startup.
+
+    Parameters
+    ----------
+    package_dir : str or Path
+        A model package directory (``manifest.json`` and ``model.onnx``).
+
+    Returns
+    -------
+    FastAPI
+        The app; ``app.state.model`` is its :class:`~.handlers.ModelState`. ``/readyz`` answers
+        503 until the package is verified, loaded and warmed.
+    """
+    state = h.ModelState(Path(package_dir))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = threading.Thread(target=state.load, name="superkart-model-load", daemon=True)
+        loader.start()
+        yield
+        loader.join(timeout=30)  # exiting while onnxruntime builds a session aborts the process
+
+    app = FastAPI(
+        title="SuperKart sales prediction API",
+        version=__version__,
+        description=API_DESCRIPTION,
+        docs_url=None,  # Swagger UI loads from a CDN; /openapi.json is the reference
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.model = state
+    _register_handlers(app)
+    app.router.routes.append(Route("/v1/predict", h.PredictEndpoint(state), methods=["POST"], name="predict"))
+    _register_csv_route(app, state)
+    _register_info_routes(app, state, h.dumps(_schema_info()))
+    openapi.install_openapi(app, documented=[_predict_documentation()])
+    return app
+
+
+def _register_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError) -> Response:
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return Response(h.error_body(exc.errors), exc.status, headers, media_type="application/json")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        body = h.error_body([FieldError(str(exc.detail))])
+        return Response(body, exc.status_code, getattr(exc, "headers", None), media_type="application/json")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        # No route declares FastAPI-validated parameters; kept so any future one answers alike.
+        messages = [FieldError(str(e.get("msg", "invalid request"))) for e in exc.errors()] or [FieldError("invalid")]
+        return Response(h.error_body(messages), 422, media_type="application/json")
+
+
+def _predict_documentation() -> APIRoute:
+    """``POST /v1/predict`` as the OpenAPI document shows it; served by :class:`~.handlers.PredictEndpoint`."""
+
+    async def predict() -> None:  # never called: the documented shape only
+        raise NotImplementedError
+
+    return APIRoute(
+        "/v1/predict",
+        predict,
+        methods=["POST"],
+        summary="Predict sales for one record or a batch",
+        response_model=openapi.Prediction | openapi.Predictions,
+        responses=openapi.error_responses(400, 413, 415, 422, 503),
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": _JSON_CONTENT}}},
+    )
+
+
+def _register_csv_route(app: FastAPI, state: h.ModelState) -> None:
+    @app.post(
+        "/v1/predict/csv",
+        summary="Predict sales for every row of an uploaded CSV",
+        response_model=openapi.Predictions,
+        responses={
+            200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+            **openapi.error_responses(400, 413, 415, 422, 503),
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _CSV_BODY}}}},
+    )
+    async def predict_csv(request: Request) -> Response:
+        body = await h.read_upload(request)
+        model = state.require_model()
+        data = await h.uploaded_file(request, body)
+        # Up to MAX_CSV_ROWS rows: parse and predict off the event loop so other requests keep flowing.
+        table, predictions = await run_in_threadpool(_score_csv, model, data)
+        if "text/csv" in request.headers.get("accept", ""):
+            return h.csv_answer(table, predictions, state.version)
+        return _json({"predictions": predictions, "model_version": state.version})
+
+
+def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes) -> None:
+    @app.get(
+        "/v1/model",
+        summary="The model package's manifest",
+        response_model=openapi.ModelInfo,
+        responses=openapi.error_responses(503),
+    )
+    async def model_info() -> Response:
+        state.require_model()
+        return Response(state.manifest_json, media_type="application/json")
+
+    @app.get("/v1/schema", summary="Input schema, store table and limits", response_model=openapi.SchemaInfo)
+    async def schema_info() -> Response:
+        return Response(schema_json, media_type="application/json")
+
+    @app.get("/healthz", summary="The process is alive", response_model=openapi.Health)
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        summary="The model is verified, loaded and warmed",
+        response_model=openapi.Readiness,
+        responses={503: {"model": openapi.Readiness, "description": "Loading, or failed to load (see detail)"}},
+    )
+    async def readyz() -> Response:
+        if state.model is not None:
+            return _json({"status": "ready", "model_version": state.version})
+        status = "failed" if state.error else "loading"
+        return _json({"status": status, "detail": state.error}, 503, {"Retry-After": "1"})
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return FileResponse(WEB_DIR / "index.html", headers={"Content-Security-Policy": _CSP})
+
+    app.mount("/web", StaticFiles(directory=WEB_DIR), name="web")

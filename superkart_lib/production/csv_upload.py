@@ -1,0 +1,132 @@
+"""Parse and validate a CSV uploaded to the API, with the standard library (no pandas in production).
+
+Rows are checked by :func:`.record_validation.check_record`, the same rules as JSON records,
+after each cell is read as the JSON value it stands for, so an upload lists every problem of
+a row as a JSON body does. Errors name the data row (1-based, blank lines skipped), its line in
+the file and the column.
+A target column may be present (a labelled test file scores as-is) and is ignored; any
+other column the schema does not know is refused, so a misspelt header is caught.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from superkart_lib.contract import schema
+from superkart_lib.contract.errors import FieldError, RequestError
+from superkart_lib.contract.limits import MAX_CSV_ROWS, MAX_ERRORS
+from superkart_lib.production.record_validation import ALL_FIELDS, REQUEST_COLUMNS, check_record
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A validated CSV upload: its header and raw rows (for echoing) and typed records."""
+
+    header: list[str]
+    rows: list[list[str]]
+    records: list[dict[str, Any]]
+
+
+def _csv_error(status: int, message: str, field: str | None = None, row: int = 0, line: int = 0) -> RequestError:
+    """One CSV problem; ``row`` is the 1-based data row (0: the file or its header), ``line`` the file line."""
+    if not row:
+        return RequestError(status, [FieldError(message, field)])
+    where = f"row {row} (line {line})"
+    text = f"{where}, column '{field}': {message}" if field else f"{where}: {message}"
+    return RequestError(status, [FieldError(text, field, row - 1, row, line)])
+
+
+def _csv_header(header: list[str]) -> dict[str, int]:
+    names = [h.strip() for h in header]
+    positions: dict[str, int] = {}
+    for position, name in enumerate(names):
+        if name in positions:
+            raise _csv_error(422, f"column '{name}' appears twice in the header", name)
+        positions[name] = position
+    for name in names:
+        if name not in ALL_FIELDS and name != schema.TARGET:
+            close = difflib.get_close_matches(name, ALL_FIELDS, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise _csv_error(
+                422, f"unknown column '{name}'{hint}; expected: {', '.join(schema.INPUT_COLUMNS)}", name or None
+            )
+    missing = [c.name for c in REQUEST_COLUMNS if c.required and c.name not in positions]
+    if missing:
+        required = ", ".join(c.name for c in REQUEST_COLUMNS if c.required)
+        raise _csv_error(422, f"missing column '{missing[0]}' (required: {required})", missing[0])
+    return positions
+
+
+def _typed(text: str, column: schema.Column) -> Any:
+    """A CSV cell as the JSON value it stands for; bad text stays a string so the check names it."""
+    if column.kind not in ("number", "integer") or "_" in text:  # float() takes "1_000"; pandas does not
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if column.kind == "integer" and value.is_integer() else value
+
+
+def _csv_record(cells: list[str], positions: dict[str, int]) -> dict[str, Any]:
+    """A row as a record; empty cells are left out, so the record check names them missing."""
+    record: dict[str, Any] = {}
+    for column in REQUEST_COLUMNS:
+        position = positions.get(column.name)
+        if position is not None:
+            text = cells[position].strip()
+            if text:
+                record[column.name] = _typed(text, column)
+    return record
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _csv_error(400, f"not a CSV file: not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_csv(data: bytes, max_rows: int = MAX_CSV_ROWS) -> CsvTable:
+    """Parse and validate an uploaded CSV (header row, then one record per row).
+
+    Raises
+    ------
+    RequestError
+        400 when the bytes are not CSV text, 413 beyond ``max_rows`` rows, 422 naming the
+        row (1-based), its line and the column for anything the schema refuses.
+    """
+    reader = csv.reader(io.StringIO(_text(data), newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            raise _csv_error(422, "the file is empty (expected a header row, then data rows)")
+        positions = _csv_header(header)
+        rows: list[list[str]] = []
+        records: list[dict[str, Any]] = []
+        errors: list[FieldError] = []
+        for cells in reader:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank lines, as pandas skips them
+            row, line = len(rows) + 1, reader.line_num
+            if row > max_rows:
+                raise _csv_error(413, f"more than {max_rows:,} data rows; score big files with `superkart predict`")
+            if len(cells) != len(header):
+                raise _csv_error(422, f"{len(cells)} fields, but the header has {len(header)}", None, row, line)
+            record = _csv_record(cells, positions)
+            errors.extend(_csv_error(422, text, field, row, line).errors[0] for field, text in check_record(record))
+            rows.append(cells)
+            records.append(record)
+            if len(errors) >= MAX_ERRORS:
+                break
+    except csv.Error as exc:
+        raise _csv_error(400, f"not a valid CSV file: {exc} (line {reader.line_num})") from None
+    if errors:
+        raise RequestError(422, errors[:MAX_ERRORS])
+    if not records:
+        raise _csv_error(422, "no data rows after the header")
+    return CsvTable(header=[h.strip() for h in header], rows=rows, records=records)

@@ -1,0 +1,77 @@
+"""``superkart verify``: check a whole model package without deserialising anything.
+
+Runs in either environment. Every file's sha256 and size (and the manifest's signature, when
+a key is set) is checked everywhere; a format's library-version rules are applied where the
+libraries it needs to load are installed. In the production environment the Python-object
+formats cannot be loaded at all (no scikit-learn): they are still hash-checked, and the report
+says which could not be loaded here and what loading them needs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from superkart_lib.contract import integrity
+from superkart_lib.contract import manifest as mf
+from superkart_lib.contract.errors import IntegrityError, VersionSkewWarning
+from superkart_lib.contract.formats import FORMATS, verify
+
+#: Every file a complete package holds besides the manifest.
+EXPECTED_FILES: tuple[str, ...] = (*FORMATS, mf.CARD)
+
+
+def verify_package(package_dir: str | Path) -> list[str]:
+    """Check signature (when a key is set), every file's sha256 and size, and library versions.
+
+    Returns
+    -------
+    list of str
+        One line per file checked, one per version warning, and a last line saying the package
+        verified (and how many formats this environment cannot load).
+
+    Raises
+    ------
+    SuperKartError
+        At the first problem, naming the file: a missing, altered or unexpected file, an
+        unsigned or wrongly signed manifest, or an error-level version mismatch in a format
+        this environment can load.
+    """
+    package_dir = Path(package_dir)
+    if not package_dir.is_dir():
+        raise IntegrityError(f"{package_dir}: no such package directory")
+    manifest = mf.read(package_dir)
+    files = manifest.get("files", {})
+    listed = set(files)
+    for name in EXPECTED_FILES:
+        if name not in listed:
+            raise IntegrityError(f"{package_dir / name}: missing from the manifest (an incomplete package)")
+    for path in sorted(package_dir.iterdir()):
+        if path.name != mf.MANIFEST and path.name not in listed:
+            raise IntegrityError(f"{path}: not part of the package (not in the manifest)")
+    integrity.check_signature_if_configured(manifest, str(package_dir / mf.MANIFEST))
+    lines, unloadable = [], []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VersionSkewWarning)
+        for name in sorted(listed):
+            fmt = FORMATS.get(name)
+            missing = fmt.missing() if fmt else []
+            if fmt and not missing:
+                verify(package_dir, name, manifest)
+            else:  # the model card, or a format this environment cannot load: its bytes are still checked
+                integrity.verify_file(package_dir, name, manifest)
+            entry = files[name]
+            note = f"  (not loadable here: needs {', '.join(missing)})" if missing else ""
+            lines.append(f"ok  {name:<18} {entry['bytes']:>10,} bytes  sha256 {entry['sha256'][:16]}{note}")
+            if missing:
+                unloadable.append(name)
+    lines += [f"warning: {w.message}" for w in caught if issubclass(w.category, VersionSkewWarning)]
+    signed = "signed, " if integrity.SIGNATURE_FIELD in manifest else ""
+    last = f"package {manifest.get('package_version')} verified: {signed}{len(listed)} files"
+    if unloadable:
+        last += (
+            f"; {len(unloadable)} format(s) hash-checked but not loadable in this environment "
+            "(install superkart_lib[dev] to check their library versions too)"
+        )
+    lines.append(last)
+    return lines
