@@ -24,7 +24,7 @@ from superkart_lib.development.train import compare_zoo, split, train
 from superkart_lib.production.runtime import OnnxModel
 
 ROWS, SEED, REPEATS, BUDGET_S = 2000, 0, 3, 1.0
-ONNX_TOLERANCE = 0.01  # dollars: DESIGN's "within one cent on every row"
+ONNX_TOLERANCE = 0.01  # dollars: the production environment's promise, within one cent on every row
 
 
 def expect(condition: bool, message: str) -> None:

@@ -139,8 +139,9 @@ def main() -> None:
     print(f"   ONNX export of the __main__-function pipeline -> {onnx_error}")
     expect(onnx_error is not None and "FunctionTransformer" in onnx_error, "FunctionTransformer should not convert")
     project = FAMILIES["decision_tree"].pipeline(0).fit(data.X_train, data.y_train)
-    by_reference = all(name in pickle.dumps(project) for name in (b"superkart_lib.development.features", b"CategoryMapper"))
-    print(f"   the project pipeline pickles its own steps by reference to superkart_lib.development.features: {by_reference}")
+    module = "superkart_lib.development.features"
+    by_reference = all(name in pickle.dumps(project) for name in (module.encode(), b"CategoryMapper"))
+    print(f"   the project pipeline pickles its own steps by reference to {module}: {by_reference}")
     print(f"   ONNX export of the project pipeline -> {len(export_bytes(project))} bytes, parity-checked")
     expect(by_reference, "the project's steps should be importable classes")
     print(

@@ -23,6 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from superkart_lib.contract import errors, integrity
 from superkart_lib.contract import manifest as mf
 from superkart_lib.contract.errors import SuperKartError
+from superkart_lib.contract.files import sha256_of
 from superkart_lib.development import python_formats, skops_audit
 from superkart_lib.development.data import load_training_data
 from superkart_lib.development.package import write_package
@@ -85,7 +86,7 @@ def main() -> None:
         expect("model.pkl" in message and "sha256" in message and not canary.exists(), "hash check must come first")
 
         manifest = mf.read(package)  # an attacker who can also rewrite the manifest's hash...
-        manifest["files"]["model.pkl"] = {"sha256": integrity.sha256_bytes(evil), "bytes": len(evil)}
+        manifest["files"]["model.pkl"] = {"sha256": sha256_of(evil), "bytes": len(evil)}
         (package / mf.MANIFEST).write_text(mf.dumps(manifest), encoding="utf-8")
         print("\nc) the attacker also rewrites the manifest's sha256; its HMAC signature no longer matches:")
         message = refusal(package, "model.pkl", tmp)
@@ -97,11 +98,12 @@ def main() -> None:
     hostile = sio.dumps(Pipeline([("run", FunctionTransformer(os.system))]))
     print("\nd) a skops file whose pipeline calls os.system:")
     print(
-        f"   types it names outside the allow-list: {sorted(skops_audit.skops_types(hostile) - skops_audit.SKOPS_TRUSTED)}"
+        "   types it names outside the allow-list: "
+        f"{sorted(skops_audit.skops_types(hostile) - skops_audit.SKOPS_TRUSTED)}"
     )
     print(f"   skops itself also flags: {sio.get_untrusted_types(data=hostile)}")
     try:
-        skops_audit.loads(hostile, "model.skops")
+        skops_audit.loads(hostile)
     except errors.UntrustedTypeError as exc:
         print(f"   skops_audit.loads -> UntrustedTypeError: {exc}")
     else:

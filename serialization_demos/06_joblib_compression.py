@@ -110,7 +110,8 @@ def main() -> None:
             if label != "none":
                 expect(size < sizes["none"], f"{label} should be smaller than uncompressed")
         ratio = sizes["none"] / sizes["zlib 3"]
-        print(f"   zlib 3 is {ratio:.1f}x smaller than none; the package uses compress={python_formats.JOBLIB_COMPRESS}.")
+        level = python_formats.JOBLIB_COMPRESS
+        print(f"   zlib 3 is {ratio:.1f}x smaller than none; the package uses compress={level}.")
 
         print("\n2) Memory mapping (uncompressed files only):")
         with warnings.catch_warnings(record=True) as caught:

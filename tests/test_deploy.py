@@ -273,6 +273,8 @@ def test_nginx_conf_keeps_upstream_connections_and_the_apis_body_cap():
     units = {"k": 1024, "m": 1024**2, "": 1}
     number, unit = re.fullmatch(r"(\d+)([kKmM]?)", size).groups()
     assert int(number) * units[unit.lower()] == MAX_CSV_BYTES + MULTIPART_SLACK
+    # nginx's own 413 answer states the same number, in the API's error shape
+    assert f"body over the limit of {MAX_CSV_BYTES + MULTIPART_SLACK:,} bytes" in text
 
 
 def nginx_or_skip() -> str:

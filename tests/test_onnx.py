@@ -1,14 +1,13 @@
 """ONNX export of the whole pipeline and the production runtime.
 
-Parity is the DESIGN contract: on every row of the test split, the ONNX artifact run by
-the production runtime (from records, not a DataFrame) is within one cent of scikit-learn.
+Parity is the production environment's promise: on every row of the test split, the ONNX
+artifact run by the production runtime (from records, not a DataFrame) is within one cent of
+scikit-learn.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -25,7 +24,7 @@ from superkart_lib.development import onnx_compact, onnx_export, onnx_trees, tra
 from superkart_lib.development.features import make_pipeline
 from superkart_lib.development.models import FAMILIES
 from superkart_lib.production.runtime import OnnxModel
-from tests.conftest import ROOT
+from tests.conftest import run_without_training_stack
 
 CENT = 0.01
 #: Fewer trees where the converter's per-node Python loop dominates the test's time;
@@ -209,46 +208,22 @@ def test_from_package_verifies_model_onnx(small, test_records, tmp_path):
         OnnxModel.from_package(package)
 
 
-def test_runtime_calls_the_session_binding_with_the_public_run_result(small, test_records):
-    model = OnnxModel.from_bytes(small[1])
-    # Calling the binding directly is what keeps one row under 0.1 ms (see runtime.py);
-    # a release that renames it falls back to run() and this test says so.
-    assert model._run == model._session._sess.run
-    feeds = model._from_rows(test_records[:20])
-    public = model._session.run(["prediction"], feeds)[0].reshape(-1)
-    assert np.array_equal(model.predict(test_records[:20]), public)
-
-
 def test_runtime_version_skew_is_a_warning_naming_both(small, tmp_path):
     package = _package(tmp_path / "pkg", small[1], versions={"onnxruntime": "0.0.1"})
     with pytest.warns(VersionSkewWarning, match=r"saved with onnxruntime 0\.0\.1 but running onnxruntime \d"):
         OnnxModel.from_package(package)
 
 
-def test_runtime_imports_and_predicts_without_sklearn_or_pandas(small, test_records, tmp_path):
+def test_runtime_imports_and_predicts_without_the_training_stack(small, test_records, tmp_path):
     (tmp_path / "model.onnx").write_bytes(small[1])
     record = test_records[0]
     script = f"""
-import json, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("sklearn", "pandas", "scipy"):
-            raise ImportError(f"{{name}} is not in the production environment")
-sys.meta_path.insert(0, Block())
+import json
 from superkart_lib.production.runtime import OnnxModel
 model = OnnxModel.from_bytes(open({str(tmp_path / "model.onnx")!r}, "rb").read())
 print(json.dumps(float(model.predict(json.loads({json.dumps(record)!r}))[0])))
-heavy = sorted(m for m in ("sklearn", "pandas", "scipy") if m in sys.modules)
-assert not heavy, heavy
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = run_without_training_stack(script)
     assert result.returncode == 0, result.stderr
     expected = small[0].predict(pd.DataFrame([record]))[0]
     assert abs(json.loads(result.stdout) - expected) <= CENT
-
-
-def test_plain_import_leaves_sklearn_and_pandas_unloaded():
-    code = "import sys, superkart_lib.production.runtime; print(sorted(m for m in ('sklearn', 'pandas') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"

@@ -19,7 +19,7 @@ from flask import Flask, jsonify, request
 # nothing checks its sha256 against a manifest, and nothing checks that the scikit-learn,
 # pandas and numpy installed here are the versions the model was saved with. A swapped or
 # corrupted file is either code execution or a silently wrong model.
-# (The fix: superkart_lib.runtime.OnnxModel.from_package verifies hashes and versions first.)
+# (The fix: superkart_lib.production.runtime.OnnxModel.from_package verifies hashes and versions first.)
 model = joblib.load(os.environ["MODEL"] + "/model.joblib")
 
 app = Flask(__name__)
