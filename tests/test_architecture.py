@@ -111,3 +111,16 @@ def test_importing_the_export_module_registers_nothing():
     assert result.returncode == 0, result.stderr
     before, after = result.stdout.strip().splitlines()
     assert before == "[]" and after == "['SuperKartCategoryMapper', 'SuperKartFloat32Cast', 'XGBoostXGBRegressor']"
+
+
+def test_the_readme_states_the_limits_the_code_enforces():
+    from superkart_lib.contract import limits
+
+    readme = (ROOT / "README.md").read_text()
+    for stated in (
+        f"(1 to {limits.MAX_RECORDS:,})",
+        f"(up to {limits.mib(limits.MAX_CSV_BYTES)}, {limits.MAX_CSV_ROWS:,} rows)",
+        f"413 for a body over {limits.mib(limits.MAX_JSON_BYTES)}",
+        f"in chunks of {limits.BATCH_CHUNK_ROWS:,} rows",
+    ):
+        assert stated in readme, stated

@@ -48,9 +48,7 @@ _PYTHON_NEEDS = ("scikit-learn", "numpy", "superkart_lib")
 FORMATS: dict[str, Format] = {
     f.filename: f
     for f in (
-        Format(
-            "pickle", "model.pkl", _PYTHON_NEEDS, True, _PICKLED, rules=(*COMMON_RULES, PYTHON_WARN)
-        ),
+        Format("pickle", "model.pkl", _PYTHON_NEEDS, True, _PICKLED, rules=(*COMMON_RULES, PYTHON_WARN)),
         Format(
             "joblib",
             "model.joblib",

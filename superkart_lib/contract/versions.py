@@ -34,6 +34,7 @@ from superkart_lib.contract.errors import VersionMismatchError, VersionSkewWarni
 
 Level = Literal["major", "minor", "exact"]
 
+
 def _always(manifest: dict[str, Any]) -> bool:
     return True
 

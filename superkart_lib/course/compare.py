@@ -49,7 +49,11 @@ COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 _SYNTHETIC_SOURCE = re.compile(r"synthetic\(rows=(\d+), seed=(-?\d+)\)")
 #: Distribution name -> module a fresh process imports before the timed load.
-_MODULE_OF = {"scikit-learn": "sklearn", "skops": "skops.io", "superkart_lib": "superkart_lib.development.python_formats"}
+_MODULE_OF = {
+    "scikit-learn": "sklearn",
+    "skops": "skops.io",
+    "superkart_lib": "superkart_lib.development.python_formats",
+}
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 # Runs in a fresh interpreter: import what the format needs, then time only the verified load.
 _CHILD = f"""
@@ -101,8 +105,8 @@ def default_data(package_dir: str | Path, manifest: dict[str, Any] | None = None
     (pandas.DataFrame, str)
         Raw records without the target, and a description of where they came from.
     """
-    from superkart_lib.development.synthetic import generate
     from superkart_lib.development.settings import SEED, TEST_SIZE
+    from superkart_lib.development.synthetic import generate
     from superkart_lib.development.train import split
 
     manifest = mf.read(package_dir) if manifest is None else manifest

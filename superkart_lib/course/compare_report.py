@@ -17,12 +17,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from superkart_lib.course.compare import COLUMNS, REFERENCE, latency_ratio
 from superkart_lib.contract.formats import ONNX_FILE
+from superkart_lib.course.compare import COLUMNS, REFERENCE, latency_ratio
 
 #: Panels of :func:`comparison_chart`: size, fresh-process load, single-row p50, batch throughput.
 CHART_PANELS = 4
-#: Per column of :data:`~superkart_lib.course.compare.COLUMNS` in the text table: header (with unit), how a value is written.
+#: Per column of :data:`~.compare.COLUMNS` in the text table: header (with unit), how a value is written.
 _LOOKS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "format": ("format", str),
     "size_bytes": ("size (bytes)", "{:,}".format),
@@ -44,7 +44,7 @@ _SHOWN: tuple[tuple[str, str, Callable[[Any], str]], ...] = tuple(
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """Fixed-width text of a :func:`~superkart_lib.course.compare.compare_formats` table with its data and latency ratio."""
+    """Fixed-width text of a :func:`~.compare.compare_formats` table with its data and latency ratio."""
     cells = [[render(value) for value in table[key]] for key, _, render in _SHOWN]
     widths = [max(len(head), *(len(c) for c in col)) for (_, head, _), col in zip(_SHOWN, cells, strict=True)]
     # Text columns read best left-aligned; numbers right-aligned so digits line up.

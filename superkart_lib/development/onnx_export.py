@@ -200,8 +200,8 @@ def to_onnx_proto(model: Pipeline) -> onnx.ModelProto:
     except SuperKartError:
         raise
     except Exception as exc:  # skl2onnx raises bare RuntimeError/TypeError/... for what it cannot convert
-        name = type(estimator).__name__
-        raise SuperKartError(f"cannot export {name} to ONNX: skl2onnx failed with {first_line(exc, with_type=True)}") from None
+        name, reason = type(estimator).__name__, first_line(exc, with_type=True)
+        raise SuperKartError(f"cannot export {name} to ONNX: skl2onnx failed with {reason}") from None
     return _finish(onnx_compact.compact(model, proto) or proto)
 
 
@@ -252,4 +252,3 @@ def export_bytes(model: Pipeline, check: bool = True) -> bytes:
 def export_onnx(model: Pipeline, path: str | Path, check: bool = True) -> None:
     """Write the ONNX model of a fitted pipeline to ``path`` (``model.onnx`` in a package)."""
     Path(path).write_bytes(export_bytes(model, check=check))
-

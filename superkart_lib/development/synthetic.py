@@ -14,7 +14,6 @@ import pandas as pd
 from superkart_lib.contract import schema
 from superkart_lib.contract.schema import REAL_ROWS
 
-
 #: Rows per store in the real file; the generator samples stores in these shares.
 STORE_ROWS = {"OUT001": 1586, "OUT002": 1152, "OUT003": 1349, "OUT004": 4676}
 #: (sales mean, sales sd, weight mean) per store from the real file, and an MRP

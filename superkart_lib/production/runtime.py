@@ -1,8 +1,9 @@
 """The production runtime: verified ONNX model, raw records in, sales predictions out.
 
 Imports only numpy, onnxruntime, the standard library and the contract (schema, errors,
-manifest, formats), so it runs in the production environment without scikit-learn or pandas. Inputs are built straight from dicts:
-one (n, 1) array per model input, float64 for numbers and str objects for categories.
+manifest, formats), so it runs in the production environment without scikit-learn or pandas.
+Inputs are built straight from dicts: one (n, 1) array per model input, float64 for numbers
+and str objects for categories.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from superkart_lib.contract import manifest as mf
 from superkart_lib.contract import schema
 from superkart_lib.contract.errors import DataError, SuperKartError, first_line
 from superkart_lib.contract.formats import ONNX_FILE, verify
+
 _STRING = "tensor(string)"
 _DOUBLE = "tensor(double)"
 
