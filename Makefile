@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/superkart run --out $(RUN_DIR)
 
-# Debian's chromium (browser tests) and nginx (its config is checked); installed only as root
+# Debian's chromium (browser tests), nginx (its config is checked) and wrk (the serving benchmarks); as root
 # on a machine with apt, as CI is. Elsewhere the tests that need them say so and skip.
-SYSTEM_PACKAGES := chromium nginx
+SYSTEM_PACKAGES := chromium nginx wrk
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -31,7 +31,7 @@ from pathlib import Path
 import serving
 from serving import LoadResult, Server, find_tool, note
 
-from superkart_lib.deployment import answers_200, free_port
+from superkart_lib.course.serving import answers_200, free_port
 
 NGINX_CONF = serving.ROOT / "deploy" / "nginx.conf"
 UPSTREAM_LINE = re.compile(r"^(\s*)server api:8000([^;]*);", re.MULTILINE)

@@ -19,17 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from superkart_lib import compare, compare_report
-from superkart_lib.errors import SuperKartError
+from superkart_lib.contract.errors import SuperKartError
+from superkart_lib.course import compare, compare_report
 
 DEFAULT_CHART = Path("runs/benchmarks/serialization.png")
 
 
 def train_package(out: Path, rows: int, n_iter: int, seed: int = 0) -> Path:
     """Train on synthetic data and write the package to ``out`` (its test split is reproducible)."""
-    from superkart_lib.cli import load_training_data
-    from superkart_lib.package import write_package
-    from superkart_lib.train import train
+    from superkart_lib.development.data import load_training_data
+    from superkart_lib.development.package import write_package
+    from superkart_lib.development.train import train
 
     frame, facts = load_training_data(None, rows=rows, seed=seed)
     print(f"training on {facts['source']} (n_iter={n_iter}) ...", file=sys.stderr, flush=True)

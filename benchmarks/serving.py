@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from superkart_lib.deployment import answers_200, free_port, post_json, stop_process, wait_until
+from superkart_lib.course.serving import answers_200, free_port, post_json, stop_process, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 NAIVE_CONFIG = ROOT / "deploy" / "naive" / "gunicorn.conf.py"
@@ -242,7 +242,7 @@ def start_superkart(package: Path, workers: int, logs: Path, name: str = "superk
     """``run_server`` (what ``superkart serve`` calls) serving the package's ONNX model."""
     port = port or free_port()
     call = f"run_server({str(package)!r}, host='127.0.0.1', port={port}, workers={workers})"
-    command = [sys.executable, "-c", f"from superkart_lib.serve import run_server; {call}"]
+    command = [sys.executable, "-c", f"from superkart_lib.production.server import run_server; {call}"]
     return start_process(name, f"http://127.0.0.1:{port}", command, logs / f"{name}.log")
 
 
@@ -271,8 +271,8 @@ def connections_by_process(port: int) -> list[int]:
 
 def sample_record(seed: int = 1) -> dict[str, Any]:
     """One synthetic record: the dataset's columns minus the target, as plain JSON values."""
-    from superkart_lib import schema
-    from superkart_lib.synthetic import generate
+    from superkart_lib.contract import schema
+    from superkart_lib.development.synthetic import generate
 
     row = generate(rows=20, seed=seed).drop(columns=[schema.TARGET]).iloc[0].to_dict()
     return {key: value.item() if hasattr(value, "item") else value for key, value in row.items()}

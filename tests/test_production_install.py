@@ -156,3 +156,33 @@ def test_help_works_without_the_development_install(production, tmp_path):
     for args in (["--help"], ["serve", "--help"], ["predict", "--help"], ["train", "--help"]):
         result = superkart(production, *args, cwd=tmp_path)
         assert result.returncode == 0 and "usage: superkart" in result.stdout, result.stderr
+
+
+def test_serve_answers_the_api_and_the_web_page(production, package, tmp_path):
+    import httpx
+
+    from superkart_lib.course.serving import answers_200, free_port, stop_process, wait_until
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [str(production / "superkart"), "serve", "--model", str(package), "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(server, lambda: answers_200(f"{url}/readyz"), timeout=90, log=log)
+        record = {c.name: v for c, v in zip(schema.COLUMNS, ("FD1", 12.0, "reg", 0.05, "Dairy", 150.0), strict=False)}
+        record |= {"Store_Id": "OUT003", "Store_Establishment_Year": 1999, "Store_Size": "Medium"}
+        record |= {"Store_Location_City_Type": "Tier 1", "Store_Type": "Departmental Store"}
+        answer = httpx.post(f"{url}/v1/predict", json=record, timeout=10)
+        assert answer.status_code == 200 and answer.json()["prediction"] > 0, answer.text
+        page, script = httpx.get(f"{url}/", timeout=10), httpx.get(f"{url}/web/app.js", timeout=10)
+        assert page.status_code == 200 and "/web/app.js" in page.text  # the web files are in the wheel
+        assert script.status_code == 200 and "/v1/schema" in script.text
+    finally:
+        stop_process(server, group=True)
