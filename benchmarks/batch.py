@@ -1,8 +1,8 @@
-"""Benchmark batch scoring (`superkart predict`) on a large file: in-process against Dask.
+"""Benchmark batch scoring (`superkart predict`) on a large file: in-process against Dask, and against another tree.
 
 Usage::
 
-    python benchmarks/batch.py [--rows 1000000] [--repeats 2] [--package DIR] [--chunk-rows N]
+    python benchmarks/batch.py [--rows 1000000] [--repeats 2] [--package DIR] [--chunk-rows N] [--baseline DIR]
 
 Writes ``--rows`` synthetic rows with ``superkart data`` (kept in ``--workdir`` and reused),
 trains a package with ``superkart train --n-iter 2`` unless ``--package`` is given, then scores
@@ -11,7 +11,10 @@ the file ``--repeats`` times in each mode, interleaved so a burst of other work 
 - ``in-process``: one process, chunk after chunk;
 - ``dask (embedded)``: ``--dask``: a LocalCluster of 2 single-threaded workers, started per run
   (its start-up is in the time, as a user of ``superkart predict --dask`` pays it);
-- ``dask (running cluster)``: ``--dask --scheduler ADDR`` on a cluster started once, warm.
+- ``dask (running cluster)``: ``--dask --scheduler ADDR`` on a cluster started once, warm;
+- ``baseline in-process`` (with ``--baseline DIR``): ``superkart predict`` of the source tree at
+  ``DIR`` (a checkout from before a change), run in a subprocess with that tree first on the path;
+  its rows/s is the one its own summary line reports, timed as ``predict_file`` times itself.
 
 Every output's sha256 must be the same (the modes write identical bytes); rows/s is the median
 over runs of rows read per second of wall time (reading, validating, scoring and writing).
@@ -22,16 +25,20 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from superkart_lib.batch import dask_client, predict_file
-from superkart_lib.data import sha256_file
+from superkart_lib.contract.files import sha256_of
+from superkart_lib.development.cluster import dask_client
+from superkart_lib.development.dask_batch import DaskChunks
+from superkart_lib.production.batch import predict_file
 
 MODES = ("in-process", "dask (embedded)", "dask (running cluster)")
+BASELINE = "baseline in-process"
 
 
 def load_note() -> str:
@@ -60,14 +67,33 @@ def prepare(workdir: Path, rows: int, seed: int, package: Path | None) -> tuple[
     return data, package
 
 
-def score(mode: str, package: Path, data: Path, out: Path, chunk_rows: int, address: str | None) -> tuple[float, str]:
+def baseline(tree: Path, package: Path, data: Path, out: Path, chunk_rows: int) -> tuple[float, float]:
+    """(rows/s, seconds) of ``superkart predict`` from the source tree ``tree``, as its summary line reports them."""
+    command = [sys.executable, "-m", "superkart_lib.cli", "predict", "--model", str(package.resolve())]
+    command += ["--input", str(data.resolve()), "--output", str(out.resolve()), "--chunk-rows", str(chunk_rows)]
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    done = subprocess.run([*command, "--quiet"], cwd=tree, env=env, capture_output=True, text=True, check=False)
+    found = re.search(r"in ([\d.]+) s \(([\d,]+) rows/s", done.stdout)
+    if done.returncode or not found:
+        sys.exit(f"{BASELINE} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return float(found.group(2).replace(",", "")), float(found.group(1))
+
+
+def score(
+    mode: str, package: Path, data: Path, out: Path, chunk_rows: int, address: str | None, tree: Path | None
+) -> tuple[float, str]:
     """(rows/s, sha256 of the output) of one run; the output is deleted afterwards."""
-    options = {"dask": mode != "in-process", "scheduler": address if mode == "dask (running cluster)" else None}
-    report = predict_file(package, data, out, chunk_rows=chunk_rows, progress=False, **options)
-    digest = sha256_file(out)
+    if mode == BASELINE:
+        assert tree is not None
+        rate, seconds = baseline(tree, package, data, out, chunk_rows)
+    else:
+        cluster = None if mode == "in-process" else DaskChunks(address if mode == "dask (running cluster)" else None)
+        report = predict_file(package, data, out, chunk_rows=chunk_rows, progress=False, cluster=cluster)
+        rate, seconds = report.rows_per_second, report.seconds
+    digest = sha256_of(out)
     out.unlink()
-    print(f"  {mode:<24}{report.rows_per_second:>12,.0f} rows/s  {report.seconds:7.1f} s  {digest[:16]}", flush=True)
-    return report.rows_per_second, digest
+    print(f"  {mode:<24}{rate:>12,.0f} rows/s  {seconds:7.1f} s  {digest[:16]}", flush=True)
+    return rate, digest
 
 
 def main() -> None:
@@ -78,27 +104,29 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="rows per chunk (default 50,000)")
     parser.add_argument("--package", type=Path, help="model package (default: train one in --workdir)")
     parser.add_argument("--workdir", type=Path, default=Path("runs/benchmarks/batch"), help="data, package, outputs")
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="also score with the source tree at DIR")
     args = parser.parse_args()
+    modes = (BASELINE, *MODES) if args.baseline else MODES
 
     data, package = prepare(args.workdir, args.rows, args.seed, args.package)
     print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
     print(
         f"{args.rows:,} rows ({data.stat().st_size / 1e6:,.0f} MB), chunks of {args.chunk_rows:,}, {args.repeats} runs"
     )
-    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
     digests: set[str] = set()
     with dask_client() as client:
-        address = client.scheduler.address
+        address = client.scheduler_info()["address"]
         for run in range(1, args.repeats + 1):
             print(f"run {run}:")
-            for mode in MODES:
+            for mode in modes:
                 out = args.workdir / "scored.csv"
-                rate, digest = score(mode, package, data, out, args.chunk_rows, address)
+                rate, digest = score(mode, package, data, out, args.chunk_rows, address, args.baseline)
                 rates[mode].append(rate)
                 digests.add(digest)
     print(f"after: {load_note()}")
     base = statistics.median(rates["in-process"])
-    for mode in MODES:
+    for mode in modes:
         median, best = statistics.median(rates[mode]), max(rates[mode])
         print(f"{mode:<24} median {median:>8,.0f} rows/s ({median / base:.2f}x in-process), best {best:>8,.0f}")
     print(f"outputs identical across modes and runs: {'yes' if len(digests) == 1 else 'NO'}")

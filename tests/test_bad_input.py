@@ -7,13 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from superkart_lib import cli, data, schema
-from superkart_lib.errors import DataError
+from superkart_lib import cli
+from superkart_lib.contract import schema
+from superkart_lib.contract.errors import DataError
+from superkart_lib.development import data
 from tests.conftest import run_cli
 
 
 def _good(tmp_path: Path) -> pd.DataFrame:
-    from superkart_lib.synthetic import generate
+    from superkart_lib.development.synthetic import generate
 
     return generate(rows=40, seed=7).astype(str)
 
@@ -100,6 +102,18 @@ CASES = [
     ),
     ("feature-null", _set("Product_Type", 13, ""), ["column 'Product_Type', row 13", "missing value"]),
     ("bad-product-id", _set("Product_Id", 14, "XX12"), ["column 'Product_Id', row 14", "'XX12' is not a product id"]),
+    # pandas.to_numeric refused digit separators and non-ASCII digits, which Python's float() takes.
+    (
+        "underscore-number",
+        _set("Product_MRP", 15, "1_000"),
+        ["column 'Product_MRP', row 15", "'1_000' is not a number"],
+    ),
+    ("arabic-digits", _set("Product_Weight", 16, "١٢"), ["column 'Product_Weight', row 16", "'١٢' is not a number"]),
+    (
+        "duplicate-column",
+        lambda f: f.rename(columns={"Product_Id": "Product_MRP"}),
+        ["column 'Product_MRP' appears twice in the header"],
+    ),
 ]
 
 
@@ -118,6 +132,7 @@ def test_bad_csv_is_one_clear_line(tmp_path, capsys, make, fragments):
     assert not out.exists(), "nothing is written for bad input"
 
 
+HEADER = ",".join(schema.ALL_COLUMNS).encode() + b"\n"
 FILE_CASES = [
     ("missing-file", None, "no such file"),
     ("empty-file", b"", "the file is empty"),
@@ -125,6 +140,13 @@ FILE_CASES = [
     ("binary", bytes(range(256)) * 4, "not a CSV file (not UTF-8 text)"),
     ("json", b'{"Product_Weight": 12.5, "Product_MRP": 100}\n', "not a SuperKart CSV"),
     ("ragged", b"a,b\n1,2,3,4\n\x00", "not a"),
+    (
+        "unterminated-quote",
+        HEADER + b'FD1,"12\n',
+        "not a valid CSV file (end of file inside a quoted field from line 2)",
+    ),
+    ("long-row", HEADER + b"FD1," * 12 + b"x\n", "row 1 (line 2): 13 fields, but the header has 12"),
+    ("short-row", HEADER + b"\n\nFD1,12\n", "row 1 (line 4): 2 fields, but the header has 12"),
 ]
 
 

@@ -1,9 +1,15 @@
-"""Batch scoring (`superkart predict`): chunked, the same bytes in-process and on Dask, file row
-numbers in errors, invalid rows on the side with --skip-invalid, nothing left behind on failure."""
+"""Batch scoring (`superkart predict`): chunked, the same bytes in-process and on Dask and as pandas
+wrote them, file row numbers in errors, invalid rows on the side with --skip-invalid, nothing left
+behind on failure, and no pandas in production."""
 
 from __future__ import annotations
 
+import ast
+import csv
 import hashlib
+import io
+import math
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,23 +17,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from superkart_lib import batch, cli, cluster, schema
-from superkart_lib.data import validate
-from superkart_lib.errors import DataError, SuperKartError
-from superkart_lib.runtime import OnnxModel
-from superkart_lib.synthetic import generate
-from tests.conftest import run_cli
+from superkart_lib import cli
+from superkart_lib.contract import schema
+from superkart_lib.contract.errors import DataError, SuperKartError
+from superkart_lib.development import cluster, dask_batch
+from superkart_lib.development.data import validate
+from superkart_lib.development.synthetic import generate
+from superkart_lib.production import batch, csv_files, table_validation
+from superkart_lib.production.runtime import OnnxModel
+from tests.conftest import ROOT, run_cli, run_without_training_stack
 
 ROWS = 20_000
 CHUNK = 3_000  # 7 chunks; row 3,000 ends the first, 12,345 sits inside the fifth
-cli_wired = pytest.mark.skipif(not hasattr(cli, "cmd_predict"), reason="`superkart predict` not wired in cli.py yet")
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Path:
     """A real package, kept cheap: one decision tree on 2,000 synthetic rows, written by write_package."""
-    from superkart_lib.package import write_package
-    from superkart_lib.train import train
+    from superkart_lib.development.package import write_package
+    from superkart_lib.development.train import train
 
     frame = generate(rows=2_000, seed=3)
     result = train(frame, families=["decision_tree"], n_iter=0, n_jobs=1)
@@ -90,7 +98,10 @@ def test_output_is_input_plus_runtime_predictions(package, raw, scored, tmp_path
 
 
 def test_embedded_dask_cluster_writes_the_same_bytes(package, raw, scored, tmp_path):
-    report = batch.predict_file(package, raw[0], tmp_path / "dask.csv", chunk_rows=CHUNK, dask=True, progress=False)
+    on_dask = dask_batch.DaskChunks()
+    report = batch.predict_file(
+        package, raw[0], tmp_path / "dask.csv", chunk_rows=CHUNK, cluster=on_dask, progress=False
+    )
     assert report.mode.startswith("dask")
     assert report.output.read_bytes() == scored[0].read_bytes()
 
@@ -99,14 +110,15 @@ def test_scheduler_workers_load_the_package_once(package, raw, scored, scheduler
     address, client = scheduler
 
     def loaded() -> dict[str, int]:
-        from superkart_lib import batch as on_worker
+        from superkart_lib.production import batch as on_worker
 
         return {directory: id(model) for directory, model in on_worker._MODELS.items()}
 
     runs = []
     for run in ("first", "second"):
         out = tmp_path / f"{run}.csv"
-        batch.predict_file(package, raw[0], out, chunk_rows=CHUNK, dask=True, scheduler=address, progress=False)
+        on_dask = dask_batch.DaskChunks(scheduler=address)
+        batch.predict_file(package, raw[0], out, chunk_rows=CHUNK, cluster=on_dask, progress=False)
         assert out.read_bytes() == scored[0].read_bytes()
         runs.append(client.run(loaded))  # worker address -> {package dir: id of its model}
     first, second = runs
@@ -118,7 +130,7 @@ def test_scheduler_workers_load_the_package_once(package, raw, scored, scheduler
 def test_an_invalid_row_stops_the_run_and_leaves_nothing(package, raw, scheduler, tmp_path, mode):
     bad = _with(raw[1], tmp_path / "bad.csv", {12_345: {"Product_Weight": "heavy"}})
     out = tmp_path / "out" / "scored.csv"
-    options = {"dask": True, "scheduler": scheduler[0]} if mode == "dask" else {}
+    options = {"cluster": dask_batch.DaskChunks(scheduler=scheduler[0])} if mode == "dask" else {}
     with pytest.raises(DataError) as caught:
         batch.predict_file(package, bad, out, chunk_rows=CHUNK, progress=False, **options)
     message = str(caught.value)
@@ -162,8 +174,7 @@ def test_skip_invalid_scores_the_rest_and_writes_the_rejects(package, raw, score
         tmp_path / "dask.csv",
         chunk_rows=CHUNK,
         skip_invalid=True,
-        dask=True,
-        scheduler=scheduler[0],
+        cluster=dask_batch.DaskChunks(scheduler=scheduler[0]),
         progress=False,
     )
     assert on_dask.output.read_bytes() == out.read_bytes()
@@ -222,8 +233,15 @@ def test_skip_invalid_lists_every_bad_row_with_its_own_reason(package, raw, sche
     pd.testing.assert_frame_equal(
         rejected.drop(columns=["row", "reason"]), edited.iloc[[n - 1 for n in numbers]].reset_index(drop=True)
     )
-    options = {"chunk_rows": 300, "skip_invalid": True, "dask": True, "scheduler": scheduler[0], "progress": False}
-    on_dask = batch.predict_file(package, bad, tmp_path / "dask.csv", **options)
+    on_dask = batch.predict_file(
+        package,
+        bad,
+        tmp_path / "dask.csv",
+        chunk_rows=300,
+        skip_invalid=True,
+        cluster=dask_batch.DaskChunks(scheduler=scheduler[0]),
+        progress=False,
+    )
     assert on_dask.output.read_bytes() == report.output.read_bytes()
     assert on_dask.rejected.read_bytes() == report.rejected.read_bytes()
 
@@ -245,16 +263,16 @@ def _case(name: str, tmp_path: Path, raw: pd.DataFrame) -> tuple[Path, Path, dic
         good.write_bytes(good.read_bytes().replace(b"Low Sugar", b"Low \xff Sugar"))
     elif name == "missing column":
         raw.head(50).drop(columns=["Store_Type"]).to_csv(good, index=False)
-    elif name == "ragged row":
-        good.write_text(good.read_text() + "a,b,c,d,e,f,g,h,i,j,k,l,m,n\n")
+    elif name == "duplicate column":
+        raw.head(50).rename(columns={"Product_Id": "Store_Size"}).to_csv(good, index=False)
+    elif name == "unterminated quote":
+        good.write_text(good.read_text() + 'FD1,12.5,"Low Sugar\n')
     elif name == "prediction column":
         raw.head(50).assign(prediction="1").to_csv(good, index=False)
     elif name == "output is input":
         out = good
-    elif name == "scheduler without dask":
-        return good, out, {"scheduler": "tcp://127.0.0.1:9"}
     elif name == "unreachable scheduler":
-        return good, out, {"dask": True, "scheduler": "tcp://127.0.0.1:9"}
+        return good, out, {"cluster": dask_batch.DaskChunks(scheduler="tcp://127.0.0.1:9")}
     return good, out, {}
 
 
@@ -265,10 +283,10 @@ USER_ERRORS = {
     "header only": "in.csv: no data rows after the header",
     "not utf-8": "in.csv: not a CSV file (not UTF-8 text",
     "missing column": "in.csv: missing column 'Store_Type'",
-    "ragged row": "in.csv: not a valid CSV file (",
+    "duplicate column": "in.csv: column 'Store_Size' appears twice in the header",
+    "unterminated quote": "in.csv: not a valid CSV file (end of file inside a quoted field from line 52)",
     "prediction column": "in.csv: already has a 'prediction' column",
     "output is input": "the output would overwrite the input",
-    "scheduler without dask": "--scheduler needs --dask",
     "unreachable scheduler": "cannot reach the Dask scheduler at tcp://127.0.0.1:9",
 }
 
@@ -286,6 +304,15 @@ def test_user_errors_are_one_line_and_leave_nothing(package, raw, tmp_path, monk
     assert sorted(tmp_path.iterdir()) == before
 
 
+def test_scheduler_without_dask_is_one_line_and_leaves_nothing(package, raw, tmp_path, capsys):
+    source = tmp_path / "in.csv"
+    raw[1].head(50).to_csv(source, index=False)
+    args = ["predict", "--model", str(package), "--input", str(source), "--output", str(tmp_path / "out.csv")]
+    assert cli.main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == cli.USER_ERROR
+    assert capsys.readouterr().err == "superkart predict: error: --scheduler needs --dask\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 def test_progress_bar_goes_to_stderr(package, raw, tmp_path, capfd):
     source = tmp_path / "in.csv"
     raw[1].head(100).to_csv(source, index=False)
@@ -294,7 +321,6 @@ def test_progress_bar_goes_to_stderr(package, raw, tmp_path, capfd):
     assert "scoring in.csv" in captured.err and "100 rows" in captured.err and captured.out == ""
 
 
-@cli_wired
 def test_cli_scores_and_fails_with_one_line(package, raw, tmp_path):
     source = tmp_path / "in.csv"
     raw[1].head(5_000).to_csv(source, index=False)
@@ -329,3 +355,176 @@ def test_the_target_column_is_echoed_not_checked(package, raw, tmp_path):
     report = batch.predict_file(package, source, tmp_path / "out.csv", progress=False)
     written = pd.read_csv(report.output, dtype=str, keep_default_na=False)
     assert report.rows_scored == 20 and (written[schema.TARGET] == "").all()
+
+
+# --- the same bytes as pandas wrote, without pandas ----------------------------------------------
+
+TRICKY_EXTRAS = {
+    "note": ['say "hi", then go', "ñandú, 東京 & Zürich", "", " padded ", "multi\nline", '"', ",", "tab\there"],
+    "": ["unnamed", "x", "", "y", "z", "1", "2", "3"],  # pandas named it "Unnamed: <position>"
+}
+
+
+def _tricky_file(raw: pd.DataFrame, path: Path) -> Path:
+    """Valid rows written the hard way: BOM, CRLF, blank lines, quoting, extra and unnamed columns,
+    whitespace around values, a multi-line cell; the target column kept."""
+    frame = raw.head(200).copy()
+    frame.insert(0, "note", [TRICKY_EXTRAS["note"][i % 8] for i in range(len(frame))])
+    frame[""] = [TRICKY_EXTRAS[""][i % 8] for i in range(len(frame))]
+    frame.loc[3, "Product_Weight"] = " 12.50 "
+    frame.loc[4, "Store_Size"] = frame.loc[4, "Store_Size"] + "\t"
+    frame.loc[5, "Product_MRP"] = "1.5e2"
+    frame.loc[6, "Product_Sugar_Content"] = "reg"
+    frame.loc[7, schema.TARGET] = ""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC).writerows(
+        [list(frame.columns), *frame.values.tolist()]
+    )
+    lines = text.getvalue().split("\r\n")
+    lines[10:10] = ["", "  ", "\t"]  # blank lines pandas skipped
+    path.write_bytes("\ufeff".encode() + "\r\n".join(lines).encode("utf-8"))
+    return path
+
+
+def _pandas_output(package: Path, source: Path) -> bytes:
+    """What the pandas implementation wrote for a valid file: the raw strings plus the runtime's predictions."""
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    typed = validate(frame.drop(columns=[schema.TARGET]), source, require_target=False)
+    model = OnnxModel.from_package(package)
+    predictions = model.predict({name: typed[name].to_numpy() for name in model.input_names})
+    return frame.assign(**{batch.PREDICTION: predictions}).to_csv(index=False, lineterminator="\n").encode()
+
+
+def test_output_bytes_are_what_pandas_wrote(package, raw, tmp_path):
+    source = _tricky_file(raw[1], tmp_path / "tricky.csv")
+    expected = _pandas_output(package, source)
+    # The oracle read the tricky cells as meant: unnamed column named, quotes and commas kept.
+    assert (
+        expected.count(b"Unnamed: 13") == 1
+        and '"\xc3\xb1and\xc3\xba, \xe6\x9d\xb1\xe4\xba\xac & Z\xc3\xbcrich"'.encode("latin-1") in expected
+    )
+    for chunk_rows in (7, 1_000):
+        report = batch.predict_file(package, source, tmp_path / "out.csv", chunk_rows=chunk_rows, progress=False)
+        assert report.output.read_bytes() == expected
+        assert (report.rows_read, report.rows_scored) == (200, 200)
+
+
+def test_floats_print_as_pandas_prints_them():
+    rng = random.Random(5)
+    values = [rng.uniform(-1, 1) * 10.0 ** rng.randint(-30, 30) for _ in range(20_000)]
+    values += [0.0, -0.0, 1e16, 9_999_999_999_999_998.0, 1e-4, 1e-5, 5e-324, 1.7976931348623157e308, math.inf]
+    frame = pd.DataFrame({"cell": "x", batch.PREDICTION: np.array(values)})
+    expected = frame.to_csv(index=False, header=False, lineterminator="\n")
+    assert csv_files.csv_text([["x", value] for value in values]) == expected
+    assert csv_files.csv_text_plus([["x"]] * len(values), values, 1) == expected
+
+
+def test_numbers_parse_as_pandas_parsed_them():
+    """A value is a number exactly when pandas.to_numeric read one: no '_' separators, no non-ASCII digits."""
+    texts = [
+        "12.5",
+        " 12.5 ",
+        "1_000",
+        "1__0",
+        "١٢",
+        "１２",
+        "12\u00a0",
+        "\u200912",
+        "nan",
+        "NaN",
+        "-nan",
+        "inf",
+        "-inf",
+    ]
+    texts += ["Infinity", "1e400", "1e-400", "0x10", "1d5", "+5", "5.", ".5", "1e5", "1E+05", "12,5", "None", "True"]
+    texts += ["0012", "99999999999999999999", "4.9e-324", "½", "²", "1 000", "--1", "e5", "1e", "٣.٥"]
+    checked = table_validation.check_columns({"Product_MRP": texts})
+    for i, text in enumerate(texts):
+        number = pd.to_numeric(pd.Series([text.strip()]), errors="coerce").astype("float64").iloc[0]
+        column, message = checked.problems.get(i, ("Product_MRP", ""))
+        assert column == "Product_MRP"
+        if math.isnan(number):
+            assert message == f"{text.strip()!r} is not a number", (text, message)
+        elif 0 < number <= 10_000:
+            assert i not in checked.problems, (text, message)
+        else:
+            assert message.startswith(f"{text.strip()} is out of range"), (text, message)
+    assert checked.problems[2] == ("Product_MRP", "'1_000' is not a number")
+    assert checked.problems[4] == ("Product_MRP", "'١٢' is not a number")
+
+
+def test_a_row_with_the_wrong_number_of_fields_is_a_row_problem(package, raw, tmp_path):
+    """pandas refused a long row as a broken file and padded a short one; now both are invalid rows."""
+    frame = raw[1].head(60)
+    text = frame.to_csv(index=False).splitlines()
+    text[30] += ",extra,more"  # row 30
+    text[45] = ",".join(text[45].split(",")[:-2])  # row 45
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(text) + "\n")
+    with pytest.raises(DataError) as caught:
+        batch.predict_file(package, source, tmp_path / "out.csv", chunk_rows=20, progress=False)
+    assert str(caught.value) == f"{source}: row 30 (line 31): 14 fields, but the header has 12"
+    assert not (tmp_path / "out.csv").exists()
+    report = batch.predict_file(package, source, tmp_path / "out.csv", chunk_rows=20, skip_invalid=True, progress=False)
+    assert (report.rows_read, report.rows_scored, report.rows_skipped) == (60, 58, 2)
+    rejected = list(csv.reader(report.rejected.read_text().splitlines()))
+    assert rejected[0] == ["row", "reason", *frame.columns]
+    assert rejected[1] == ["30", "14 fields, but the header has 12", *text[30].split(",")]
+    assert rejected[2] == ["45", "10 fields, but the header has 12", *text[45].split(",")]
+
+
+def test_rows_and_lines_count_as_in_the_file(package, raw, tmp_path):
+    """Row numbers skip blank lines; the line is where the row starts, past line breaks inside quoted cells."""
+    frame = raw[1].head(30).assign(note=["two\nlines" if i == 4 else "" for i in range(30)])
+    lines = _with(frame, tmp_path / "in.csv", {20: {"Store_Size": "Huge"}}).read_text().split("\n")
+    lines[10:10] = ["", ""]  # before row 9: the header, eight rows and the cell's second line come first
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(lines))
+    with pytest.raises(DataError) as caught:
+        batch.predict_file(package, source, tmp_path / "out.csv", chunk_rows=8, progress=False)
+    # Row 20 is line 21 after the header, plus the cell's extra line and the two blank lines.
+    assert str(caught.value).startswith(f"{source}: column 'Store_Size', row 20 (line 24): 'Huge' is not allowed")
+
+
+def test_duplicate_header_names_are_refused(package, raw, tmp_path):
+    source = tmp_path / "in.csv"
+    raw[1].head(5).assign(note="a").rename(columns={"note": "Product_Type"}).to_csv(source, index=False)
+    with pytest.raises(DataError, match=r"in.csv: column 'Product_Type' appears twice in the header$"):
+        batch.predict_file(package, source, tmp_path / "out.csv", progress=False)
+
+
+# --- production: no pandas, tqdm or development code -----------------------------------------------
+
+PRODUCTION_MODULES = ("batch.py", "table_validation.py", "csv_files.py")
+NOT_IN_PRODUCTION = ("pandas", "sklearn", "scipy", "dask", "distributed", "tqdm", "yaml", "matplotlib", "joblib")
+
+
+@pytest.mark.parametrize("module", PRODUCTION_MODULES)
+def test_production_modules_import_nothing_from_development(module):
+    tree = ast.parse((ROOT / "superkart_lib" / "production" / module).read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    forbidden = [
+        name
+        for name in imported
+        if name.split(".")[0] in NOT_IN_PRODUCTION
+        or name.startswith(("superkart_lib.development", "superkart_lib.course"))
+    ]
+    assert forbidden == [], f"{module} imports {forbidden}"  # anywhere, functions included
+
+
+PREDICT_WITHOUT_TRAINING_STACK = """
+from superkart_lib import cli
+code = cli.main(["predict", "--model", sys.argv[1], "--input", sys.argv[2], "--output", sys.argv[3]])
+blocked = {"pandas", "sklearn", "scipy", "tqdm", "skl2onnx", "xgboost", "joblib", "dask", "distributed"}
+print(code, sorted(m for m in sys.modules if m.split(".")[0] in blocked))
+"""
+
+
+def test_predict_runs_without_pandas_and_writes_the_same_bytes(package, raw, scored, tmp_path):
+    out = tmp_path / "scored.csv"
+    result = run_without_training_stack(PREDICT_WITHOUT_TRAINING_STACK, str(package), str(raw[0]), str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout + result.stderr
+    assert "scoring rows.csv: 100% 20,000 rows" in result.stderr
+    assert out.read_bytes() == scored[0].read_bytes()

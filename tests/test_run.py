@@ -95,6 +95,19 @@ def test_every_notebook_declares_typed_documented_parameters():
             assert info["help"], (notebook, name)
 
 
+def test_notebook_defaults_are_the_librarys():
+    """Papermill needs literal defaults; they must still be the constants the command line uses."""
+    from superkart_lib.contract.schema import REAL_ROWS
+    from superkart_lib.development.settings import N_ITER, SEED
+
+    expected = {"rows": str(REAL_ROWS), "seed": str(SEED), "n_iter": str(N_ITER)}
+    for notebook in NOTEBOOKS:
+        parameters = papermill.inspect_notebook(str(notebooks_dir() / notebook))
+        for name, default in expected.items():
+            if name in parameters:
+                assert parameters[name]["default"] == default, (notebook, name)
+
+
 def test_overrides_are_checked():
     declared = {n: declared_parameters(notebooks_dir() / n) for n in NOTEBOOKS}
     assert check_overrides({"rows": 10, "n_iter": 0}, declared) == {"rows": 10, "n_iter": 0}

@@ -33,6 +33,14 @@ class DataError(SuperKartError):
     """A data file or record does not match the schema."""
 
 
+class NotTextError(DataError):
+    """A file is not UTF-8 text; ``offset`` is the first byte that is not."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
 class IntegrityError(SuperKartError):
     """A package file is missing, altered, or not listed in the manifest; or the signature is wrong."""
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from superkart_lib.contract import limits, schema
-from superkart_lib.contract.errors import DataError
+from superkart_lib.contract.errors import DataError, NotTextError
 from superkart_lib.contract.files import sha256_of
 from superkart_lib.contract.schema import REAL_ROWS
 from superkart_lib.development.settings import SEED
@@ -144,7 +144,7 @@ def read_csv(path: str | Path, require_target: bool = True) -> pd.DataFrame:
                 if error:
                     raise error
                 parts.append(checked.typed)
-    except csv_files.NotTextError:
+    except NotTextError:
         raise DataError(f"{path}: not a CSV file (not UTF-8 text)") from None  # as training has always said
     return _frame({name: np.concatenate([part[name] for part in parts]) for name in parts[0]})
 
