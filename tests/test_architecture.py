@@ -87,10 +87,10 @@ def _library_lines(pattern: str) -> dict[str, list[int]]:
         ("hashing files", r"hashlib\.sha256\(", {"contract/files.py"}),
         (
             "replacing a file atomically",
-            r"os\.replace\(|\.replace\(out|tempfile\.mkstemp",
+            r"os\.replace\(|[\"']\.partial|\.partial[\"']|\w\.replace\((out|target|staging)\b",
             {"contract/files.py", "development/package.py"},
         ),
-        ("the first line of an exception", r"splitlines\(\)\[0\]|\.splitlines\(\) or", set()),
+        ("the first line of an exception", r"splitlines\(\)(\s*or\s*\[[^]]*\]\))?\[0\]", set()),
         ("defining a request limit", r"^(MAX_\w+|MULTIPART_SLACK|BATCH_CHUNK_ROWS)\s*=", {"contract/limits.py"}),
         ("defining an exception", r"^class \w+\((\w*Error|Exception|\w*Warning)\)", {"contract/errors.py"}),
     ],
