@@ -93,8 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    runner = _development("superkart_lib.course.runner", "run")
     _development("papermill", "run")
+    from superkart_lib.course import runner
     from superkart_lib.course.report import write_report
 
     overrides = runner.parse_overrides(args.params, args.parameter)
@@ -140,6 +140,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.scheduler and not args.dask:
         raise SuperKartError("--scheduler needs --dask")
     if args.dask:
+        _development("distributed", "predict --dask")  # the cluster module imports Dask only when it starts one
         dask_batch = _development("superkart_lib.development.dask_batch", "predict --dask")
         options["cluster"] = dask_batch.DaskChunks(scheduler=args.scheduler)
     report = predict_file(

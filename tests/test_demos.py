@@ -46,7 +46,7 @@ EXPECTED: dict[str, list[str]] = {
         r"manifest records python 3\.\d+\.\d+",
         r"VersionMismatchError: .*saved with python 3\.\d+\.0 but running python",
         r"FunctionTransformer is not supported",
-        r"by reference to superkart_lib\.features: True",
+        r"by reference to superkart_lib\.development\.features: True",
     ],
     "03_malicious_pickle": [
         r"canary created: CANARY\.txt says 'code ran during unpickling'",
