@@ -106,10 +106,14 @@ def create_app(package_dir: str | Path) -> FastAPI:
         docs_url=None,  # Swagger UI loads from a CDN; /openapi.json is the reference
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry looks for a configured provider on every request (three
+        # environment lookups, ~10 us of a ~200 us prediction); this service configures none.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.model = state
     _register_handlers(app)
-    app.router.routes.append(Route("/v1/predict", h.PredictEndpoint(state), methods=["POST"], name="predict"))
+    # First in the routing table: the hottest route is matched before any other is tried.
+    app.router.routes.insert(0, Route("/v1/predict", h.PredictEndpoint(state), methods=["POST"], name="predict"))
     _register_csv_route(app, state)
     _register_info_routes(app, state, h.dumps(_schema_info()))
     openapi.install_openapi(app, documented=[_predict_documentation()])
