@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import io
 import math
 import random
@@ -32,15 +31,9 @@ CHUNK = 3_000  # 7 chunks; row 3,000 ends the first, 12,345 sits inside the fift
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    """A real package, kept cheap: one decision tree on 2,000 synthetic rows, written by write_package."""
-    from superkart_lib.development.package import write_package
-    from superkart_lib.development.train import train
-
-    frame = generate(rows=2_000, seed=3)
-    result = train(frame, families=["decision_tree"], n_iter=0, n_jobs=1)
-    facts = {"source": "synthetic(rows=2000, seed=3)", "sha256": hashlib.sha256(b"test").hexdigest(), "rows": 2_000}
-    return write_package(result, tmp_path_factory.mktemp("batch") / "model", facts)
+def package(small_package) -> Path:
+    """A real package, kept cheap: one decision tree on 2,000 synthetic rows (conftest)."""
+    return small_package
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from superkart_lib.contract import schema
 from superkart_lib.contract.limits import MAX_CSV_BYTES, MULTIPART_SLACK
 from superkart_lib.course.serving import free_port, stop_process
 from superkart_lib.development import python_formats
-from tests.conftest import ROOT
+from tests.conftest import ROOT, json_records
 
 DEPLOY = ROOT / "deploy"
 NAIVE = DEPLOY / "naive"
@@ -43,15 +43,9 @@ STARTUP_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    """A real model package: one quick model family, no search, on 1,500 synthetic rows."""
-    from superkart_lib.development.data import load_training_data
-    from superkart_lib.development.package import write_package
-    from superkart_lib.development.train import train
-
-    frame, facts = load_training_data(None, rows=1500, seed=3)
-    result = train(frame, seed=0, n_iter=0, families=["decision_tree"], n_jobs=1)
-    return write_package(result, tmp_path_factory.mktemp("deploy") / "model", facts)
+def package(small_package) -> Path:
+    """A real model package: one quick model family, no search (conftest)."""
+    return small_package
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +53,7 @@ def records() -> list[dict[str, Any]]:
     """Synthetic records as a client sends them: plain JSON values, no target."""
     from superkart_lib.development.synthetic import generate
 
-    frame = generate(rows=25, seed=11).drop(columns=[schema.TARGET])
-    return json.loads(frame.to_json(orient="records"))
+    return json_records(generate(rows=25, seed=11).drop(columns=[schema.TARGET]))
 
 
 @pytest.fixture(scope="module")
