@@ -14,8 +14,7 @@ The package has one module per environment, so production never imports training
 
 from __future__ import annotations
 
-import re
-from importlib import metadata
+from superkart_lib.contract.versions import release, running_version
 
 #: Distribution -> (oldest, newest) release line whose private APIs used here were checked.
 #: A newer release is allowed only after its own check: run ``tests/test_compat.py`` with it, then widen.
@@ -28,16 +27,9 @@ CHECKED: dict[str, tuple[str, str]] = {
 }
 
 
-def _release(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:2])
-
-
 def installed(distribution: str) -> str | None:
     """The installed version of ``distribution``, or None."""
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    return running_version(distribution)
 
 
 def checked(distribution: str, version: str | None = None) -> bool:
@@ -46,7 +38,7 @@ def checked(distribution: str, version: str | None = None) -> bool:
     if version is None:
         return False
     oldest, newest = CHECKED[distribution]
-    return _release(oldest) <= _release(version) <= _release(newest)
+    return release(oldest)[:2] <= release(version)[:2] <= release(newest)[:2]
 
 
 def unchecked_message(distribution: str, what: str) -> str:

@@ -63,7 +63,8 @@ class VersionRule:
     applies: Callable[[dict[str, Any]], bool] = _always
 
 
-def _release(version: str) -> tuple[int, ...]:
+def release(version: str) -> tuple[int, ...]:
+    """Major, minor and patch of a version string as numbers: ``"1.32.0+cpu"`` -> ``(1, 32, 0)``."""
     return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
 
 
@@ -71,7 +72,7 @@ def _differs(recorded: str, running: str, level: Level) -> bool:
     if level == "exact":
         return recorded != running
     parts = 1 if level == "major" else 2
-    return _release(recorded)[:parts] != _release(running)[:parts]
+    return release(recorded)[:parts] != release(running)[:parts]
 
 
 def running_version(library: str) -> str | None:
