@@ -23,7 +23,6 @@ from superkart_lib.contract.schema import REAL_ROWS
 from superkart_lib.development.settings import SEED
 from superkart_lib.development.synthetic import generate
 from superkart_lib.production import csv_files, table_validation
-from superkart_lib.production.csv_files import check_input_file as check_input_file  # its old home
 
 
 def _frame(typed: dict[str, np.ndarray]) -> pd.DataFrame:
