@@ -329,6 +329,12 @@ def test_cli_scores_and_fails_with_one_line(package, raw, tmp_path):
         "(allowed: 'OUT001', 'OUT002', 'OUT003', 'OUT004')"
     ]
     assert not out.exists()
+    # On an embedded cluster too: one line, not the workers' logged tracebacks before it.
+    args = ["--model", str(package), "--input", str(bad), "--output", str(out), "--quiet"]
+    on_dask = run_cli("predict", *args, "--dask")
+    assert on_dask.returncode == 2
+    assert on_dask.stderr.strip().splitlines() == failed.stderr.strip().splitlines(), on_dask.stderr
+    assert not out.exists()
 
 
 def test_skip_invalid_with_every_row_invalid_writes_headers_only(package, raw, tmp_path):

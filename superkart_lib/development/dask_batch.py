@@ -5,6 +5,10 @@ takes: chunks are scored by :func:`~superkart_lib.production.batch.score_chunk` 
 (each verifies and loads the model once) and come back in file order, so the output has the
 same bytes as in-process. It lives in the development install, as Dask does; production never
 imports it.
+
+A user error on a worker (an invalid row) comes back as a value and is raised here as the one
+line it is: raised on the worker, Dask would log it there with its traceback ("Compute Failed"),
+on the terminal of an embedded cluster, before the error itself.
 """
 
 from __future__ import annotations
@@ -12,15 +16,35 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from superkart_lib.contract.errors import SuperKartError
 from superkart_lib.development.cluster import dask_client, map_in_order
 from superkart_lib.production.batch import ChunkResult, Run, Scorer, Work
 
 
-def _score(scorer: Scorer, chunk: Any, key: int) -> ChunkResult:
+@dataclass(frozen=True)
+class _Failed:
+    """A chunk's user error, sent back as a result rather than raised on the worker."""
+
+    error: SuperKartError
+
+
+def _score(scorer: Scorer, chunk: Any, key: int) -> ChunkResult | _Failed:
     """What a worker runs: ``map_in_order`` also passes the chunk's key, which scoring does not need."""
-    return scorer(chunk)
+    try:
+        return scorer(chunk)
+    except SuperKartError as exc:
+        return _Failed(exc)
+
+
+def _raising(results: Iterator[tuple[ChunkResult | _Failed, int]]) -> Iterator[tuple[ChunkResult, int]]:
+    """The results in order, up to the first failed chunk, whose error is raised here."""
+    for result, tag in results:
+        if isinstance(result, _Failed):
+            raise result.error
+        yield result, tag
 
 
 class DaskChunks:
@@ -46,7 +70,7 @@ class DaskChunks:
 
         def run(scorer: Scorer, work: Work) -> Iterator[tuple[ChunkResult, int]]:
             keyed = ((key, chunk, tag) for key, (chunk, tag) in enumerate(work))
-            return map_in_order(client, functools.partial(_score, scorer), keyed)
+            return _raising(map_in_order(client, functools.partial(_score, scorer), keyed))
 
         return run
 

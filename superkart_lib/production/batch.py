@@ -223,7 +223,7 @@ class _Progress:
 def _open_input(
     source: Path, outputs: list[Path], stack: contextlib.ExitStack
 ) -> tuple[csv_files.CsvFile, dict[str, int]]:
-    """The open input and the position of each input column in its rows; whole-file problems raise."""
+    """The open input and where each input column is (names stripped, as the API does); whole-file problems raise."""
     csv_files.check_input_file(source)
     for output in outputs:
         if output.resolve() == source.resolve():
@@ -231,7 +231,7 @@ def _open_input(
     table = stack.enter_context(csv_files.open_csv(source))
     if PREDICTION in table.header:
         raise DataError(f"{source}: already has a '{PREDICTION}' column; rename or drop it first")
-    positions = table_validation.check_header(table.header, source, require_target=False)
+    positions = table_validation.check_header([name.strip() for name in table.header], source, require_target=False)
     # A target column is echoed but not checked: scoring ignores it, as the API's CSV upload does.
     positions.pop(schema.TARGET, None)
     return table, positions

@@ -11,9 +11,13 @@ field is refused with the line where that field starts.
 
 Rows are numbered from 1 for the first data row, blank lines skipped; a row's line is the
 physical line where it starts (row + 1 in a file without blank lines or line breaks in cells).
+The API's CSV upload reads through the same :class:`CsvFile`, so both number rows alike.
 
 :func:`csv_text` writes rows as ``DataFrame.to_csv(lineterminator="\\n")`` did: pandas goes
-through the same ``csv.writer``, and prints a float64 as Python's ``repr``. Standard library only.
+through the same ``csv.writer``, and prints a float64 as Python's ``repr``. Two differences,
+both for safety: every text cell goes through :func:`.cells.neutralize` (no spreadsheet
+formula is echoed), and a cell holding a carriage return is quoted (Python 3.11's writer,
+like pandas, left it bare, which splits the row for every reader). Standard library only.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from superkart_lib.contract.errors import DataError, NotTextError, first_line
+from superkart_lib.production.cells import may_start_formula, neutralize
 
 #: Appended to the file's lines: it comes back as a row of its own unless the file ends inside
 #: quotes (the lenient reader would then silently close the field; pandas refused such a file).
@@ -100,17 +105,19 @@ def _bad_byte(path: Path) -> int:
 class CsvFile:
     """An open CSV file: ``header`` (column names as pandas named them), then :meth:`chunks`.
 
-    Made by :func:`open_csv`; ``position`` is how many bytes were read so far (for progress).
+    Made by :func:`open_csv`, or over bytes in memory (``path`` then only names them in messages);
+    ``position`` is how many bytes were read so far (for progress), ``raw_header`` the header as written.
     """
 
-    def __init__(self, path: Path, binary: io.BufferedReader) -> None:
+    def __init__(self, path: Path, binary: IO[bytes]) -> None:
         self.path = path
         self._binary = binary
         # Kept here: a text layer nothing refers to closes the file under it.
         self._text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         self._reader = csv.reader(itertools.chain(self._text, (_END + "\n",)))
         self._ended = False
-        self.header = self._read_header()
+        self.raw_header = self._read_header()
+        self.header = [name if name != "" else f"Unnamed: {i}" for i, name in enumerate(self.raw_header)]
 
     @property
     def position(self) -> int:
@@ -144,7 +151,7 @@ class CsvFile:
             if not records:
                 raise DataError(f"{self.path}: the file is empty")
             if not _blank(records[0]):
-                return [name if name != "" else f"Unnamed: {i}" for i, name in enumerate(records[0])]
+                return records[0]
 
     def chunks(self, chunk_rows: int) -> Iterator[RowChunk]:
         """Data rows in chunks of at most ``chunk_rows`` rows (blank lines skipped), to the end.
@@ -201,10 +208,26 @@ def open_csv(path: str | Path) -> Iterator[CsvFile]:
 
 
 def csv_text(rows: Iterable[Sequence[Any]]) -> str:
-    """Rows as CSV lines (minimal quoting, ``\\n`` line ends), as pandas' ``to_csv`` writes them."""
+    """Rows as CSV lines (minimal quoting, ``\\n`` line ends), text cells neutralized (:mod:`.cells`).
+
+    Numbers (not str) are written as they are: a prediction is never neutralized.
+    """
+    safe = [[neutralize(cell) if isinstance(cell, str) else cell for cell in row] for row in rows]
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
+    csv.writer(buffer, lineterminator="\n").writerows(safe)
+    text = buffer.getvalue()
+    if "\r" not in text:
+        return text
+    # The writer quotes a cell holding a character of the line terminator: with "\r\n", a bare "\r" too.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    lines = []
+    for row in safe:
+        writer.writerow(row)
+        lines.append(buffer.getvalue()[:-2] + "\n")
+        buffer.seek(0)
+        buffer.truncate()
+    return "".join(lines)
 
 
 def csv_text_plus(rows: list[list[str]], values: list[Any], width: int) -> str:
@@ -212,10 +235,13 @@ def csv_text_plus(rows: list[list[str]], values: list[Any], width: int) -> str:
 
     The writer quotes only a cell holding a comma, a quote or a line break. When the joined text
     has no quote or carriage return and exactly the grid's commas and newlines, no cell holds one
-    (``values`` are numbers), and plain joining, three times faster, gives the same text.
+    (``values`` are numbers), and plain joining, three times faster, gives the same text, unless
+    a cell of ``rows`` may start a formula and needs neutralizing.
     """
-    text = "".join(map("{},{}\n".format, map(",".join, rows), values))
+    lines = list(map(",".join, rows))
+    text = "".join(map("{},{}\n".format, lines, values))
     plain = '"' not in text and "\r" not in text and text.count("\n") == len(rows)
-    if plain and text.count(",") == width * len(rows):
+    grid = plain and text.count(",") == width * len(rows)
+    if grid and not may_start_formula("\n".join(lines)):  # the rows' cells: a negative value is no formula
         return text
     return csv_text(map(list.__add__, rows, ([value] for value in values)))

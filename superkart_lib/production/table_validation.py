@@ -5,8 +5,9 @@ found in this order: the columns in schema order (for each, a missing value, the
 outside the categories, not a product id, not a number, out of range, not a whole number),
 then the store attributes in ``schema.STORE_ATTRIBUTES`` order, for rows whose every column
 parsed. Values are stripped of surrounding whitespace before they are checked, and numbers
-parse as ``pandas.to_numeric`` parsed them: Python's ``float`` without ``_`` separators or
-non-ASCII digits, so ``nan`` is not a number and ``inf`` is out of range.
+follow the one rule of :func:`.cells.parse_number` that the API's CSV upload follows too (as
+``pandas.to_numeric`` parsed them: ASCII only, no ``_`` separators), so ``nan`` is not a
+number and ``inf`` is out of range.
 
 Each check runs on a whole column: a clean column costs a set test, one regular expression
 or one float conversion; only a column with a problem is looked at value by value.
@@ -30,6 +31,7 @@ import numpy as np
 
 from superkart_lib.contract import schema
 from superkart_lib.contract.errors import DataError
+from superkart_lib.production.cells import parse_number
 
 _ID = re.compile(schema.PRODUCT_ID_PATTERN.removeprefix("^").removesuffix("$"))
 #: A whole id column joined with newlines (a newline inside a cell is caught by counting them).
@@ -174,20 +176,16 @@ def _strings(column: schema.Column, raw: Sequence[str], found: _Problems) -> np.
 
 
 def _float(text: str) -> float:
-    """One stripped value as pandas ``to_numeric(errors="coerce")`` read it: NaN when it is not a number."""
-    if "_" in text or not text.isascii():
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
+    """One stripped value as a number (:func:`.cells.parse_number`): NaN when it is not a number."""
+    number = parse_number(text)
+    return math.nan if number is None else number
 
 
 def _numbers(column: schema.Column, raw: Sequence[str], found: _Problems) -> np.ndarray:
     """A number column as float64 (int64 for whole numbers), shape (rows,); placeholders where invalid."""
     numbers = None
     joined = "".join(raw)
-    if "_" not in joined and joined.isascii():
+    if "_" not in joined and joined.isascii():  # then float() and parse_number agree on every value
         with contextlib.suppress(ValueError):  # float() of each value, in C; it ignores surrounding whitespace too
             numbers = np.array(raw, dtype=np.float64)
     if numbers is None:
