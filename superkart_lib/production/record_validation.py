@@ -18,6 +18,7 @@ Decisions (the API documents the same):
 
 Errors name the record (0-based index) or CSV row (1-based, with its line), the field, and
 the allowed values; every faulty field of a record is reported, up to ``limits.MAX_ERRORS``.
+A refused value is quoted by :func:`.value_text.describe`: one short line, whatever the value.
 """
 
 from __future__ import annotations
@@ -33,21 +34,13 @@ from typing import Any
 from superkart_lib.contract import schema
 from superkart_lib.contract.errors import FieldError, RequestError, first_line
 from superkart_lib.contract.limits import MAX_ERRORS, MAX_RECORDS
+from superkart_lib.production.value_text import describe, field_name
 
 _MISSING = object()
 _ID_RE = re.compile(schema.PRODUCT_ID_PATTERN)
 #: Columns a request carries (the target is left out), the required ones and all of them.
 REQUEST_COLUMNS: tuple[schema.Column, ...] = tuple(schema.BY_NAME[c] for c in schema.INPUT_COLUMNS)
 ALL_FIELDS = frozenset(c.name for c in REQUEST_COLUMNS)
-
-
-def _show(value: Any) -> str:
-    """A value for a message: strings quoted 'like this', the rest in JSON spelling; one short line."""
-    try:
-        text = repr(value) if isinstance(value, str) else json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- per-column checks: value -> problem text or None --------------------------------
@@ -66,12 +59,12 @@ def _number_check(column: schema.Column) -> Callable[[Any], str | None]:
 
     def explain(value: Any) -> str:
         if type(value) not in (int, float):
-            return f"must be {'a whole number' if integral else 'a number'}, got {_show(value)}"
+            return f"must be {'a whole number' if integral else 'a number'}, got {describe(value)}"
         if not -math.inf < value < math.inf:
-            return f"must be a finite number, got {_show(value)}"
+            return f"must be a finite number, got {describe(value)}"
         if (lo < value if strict else lo <= value) and value <= hi:
-            return f"must be a whole number, got {_show(value)}"
-        return f"{_show(value)} is out of range (allowed: {column.bounds_text()})"
+            return f"must be a whole number, got {describe(value)}"
+        return f"{describe(value)} is out of range (allowed: {column.bounds_text()})"
 
     if integral:
 
@@ -108,8 +101,8 @@ def _category_check(column: schema.Column) -> Callable[[Any], str | None]:
         if type(value) is str and value in allowed:
             return None
         if isinstance(value, str):
-            return f"{_show(value)} is not allowed (allowed: {listing})"
-        return f"must be one of {listing} (a string), got {_show(value)}"
+            return f"{describe(value)} is not allowed (allowed: {listing})"
+        return f"must be one of {listing} (a string), got {describe(value)}"
 
     return check
 
@@ -117,7 +110,7 @@ def _category_check(column: schema.Column) -> Callable[[Any], str | None]:
 def _id_check(value: Any) -> str | None:
     if type(value) is str and _ID_RE.fullmatch(value):
         return None
-    return f"must be a product id (FD, NC or DR then digits, e.g. 'FD1234'), got {_show(value)}"
+    return f"must be a product id (FD, NC or DR then digits, e.g. 'FD1234'), got {describe(value)}"
 
 
 def _checker(column: schema.Column) -> Callable[[Any], str | None]:
@@ -161,7 +154,7 @@ def check_record(record: Any) -> list[tuple[str | None, str]]:
     The hot path is one dict lookup and one type-and-range test per field (~5-10 us a record).
     """
     if type(record) is not dict:
-        return [(None, f"must be an object of fields, got {_show(record)}")]
+        return [(None, f"must be an object of fields, got {describe(record)}")]
     problems: list[tuple[str | None, str]] = []
     found = 0
     for name, required, check in _CHECKS:
@@ -182,12 +175,8 @@ def check_record(record: Any) -> list[tuple[str | None, str]]:
         for column, expected in facts:
             value = record.get(column, expected)
             if value != expected and not any(field == column for field, _ in problems):
-                problems.append(
-                    (
-                        column,
-                        f"{_show(value)} contradicts store {record['Store_Id']}, whose {column} is {_show(expected)}",
-                    )
-                )
+                whose = f"store {store_id}, whose {column} is {describe(expected)}"
+                problems.append((column, f"{describe(value)} contradicts {whose}"))
     return problems
 
 
@@ -210,7 +199,11 @@ def example_record() -> dict[str, Any]:
 
 def _record_errors(index: int, problems: list[tuple[str | None, str]]) -> list[FieldError]:
     return [
-        FieldError(f"record {index}, field '{field}': {text}" if field else f"record {index}: {text}", field, index)
+        FieldError(
+            f"record {index}, field {field_name(field)}: {text}" if field is not None else f"record {index}: {text}",
+            field,
+            index,
+        )
         for field, text in problems
     ]
 
@@ -256,19 +249,21 @@ def parse_json_request(body: bytes) -> tuple[list[dict[str, Any]], bool]:
         data = json.loads(body)
     except RecursionError:
         raise _top(400, "malformed JSON: nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _top(400, f"malformed JSON: {first_line(exc)}") from None
+    except ValueError:  # int() past sys.get_int_max_str_digits(); its own text tells the client to call that
+        raise _top(400, f"malformed JSON: a number has more than {sys.get_int_max_str_digits():,} digits") from None
     if type(data) is not dict:
-        raise _top(422, f'the body must be a record object or {{"records": [...]}}, got {_show(data)}')
+        raise _top(422, f'the body must be a record object or {{"records": [...]}}, got {describe(data)}')
     if "records" not in data:
         validate_records([data])
         return [data], False
-    extra = [str(k) for k in data if k != "records"]
-    if extra:
-        raise _top(422, f"field '{extra[0]}': unknown field next to 'records' (send records only)", extra[0])
+    extra = next((k for k in data if k != "records"), None)
+    if extra is not None:
+        raise _top(422, f"field {field_name(extra)}: unknown field next to 'records' (send records only)", extra)
     records = data["records"]
     if type(records) is not list:
-        raise _top(422, f"field 'records': must be a list of record objects, got {_show(records)}", "records")
+        raise _top(422, f"field 'records': must be a list of record objects, got {describe(records)}", "records")
     if not records:
         raise _top(422, f"field 'records': the list is empty (send 1 to {MAX_RECORDS:,} records)", "records")
     if len(records) > MAX_RECORDS:
