@@ -279,3 +279,17 @@ def test_api_csv_answer_echoes_no_formula(small_package):
     assert out[1][TYPE] == "'\tDairy"
     assert [float(row[-1]) for row in out[1:]] == predictions  # a negative prediction stays a number
     assert _unsafe(out, {len(out[0]) - 1}) == []
+
+
+@pytest.mark.parametrize(
+    "header_cell", ['"Product_\nWeight"', "X" * 100_000, '"tab\there"'], ids=["newline", "long", "tab"]
+)
+def test_an_odd_header_name_is_named_on_one_bounded_line(header_cell, small_package, tmp_path):
+    """Header cells are client text: quoted into a message, they are escaped and cut, in both paths."""
+    rows = _valid_rows(2)
+    data = (_text(rows).replace("Product_MRP", header_cell, 1)).encode()
+    data_twice = _text(rows).replace("Product_Id", f"{header_cell},{header_cell}", 1).encode()
+    for case in (data, data_twice):
+        for path, answer in (("api", _api(case)), ("batch", _batch(case, small_package, tmp_path))):
+            message = answer[-1]
+            assert answer[0] == "file" and "\n" not in message and len(message) < 1_000, (path, message[:300])

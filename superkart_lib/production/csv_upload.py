@@ -24,6 +24,7 @@ from superkart_lib.contract.limits import MAX_CSV_ROWS, MAX_ERRORS
 from superkart_lib.production.cells import parse_number
 from superkart_lib.production.csv_files import CsvFile
 from superkart_lib.production.record_validation import ALL_FIELDS, REQUEST_COLUMNS, check_record
+from superkart_lib.production.value_text import field_name
 
 #: What the reader's messages call the upload (dropped from them: the API names no file).
 _UPLOAD = Path("upload")
@@ -52,15 +53,14 @@ def _csv_header(header: list[str]) -> dict[str, int]:
     positions: dict[str, int] = {}
     for position, name in enumerate(names):
         if name in positions:
-            raise _csv_error(422, f"column '{name}' appears twice in the header", name)
+            raise _csv_error(422, f"column {field_name(name)} appears twice in the header", name)
         positions[name] = position
     for name in names:
         if name not in ALL_FIELDS and name != schema.TARGET:
             close = difflib.get_close_matches(name, ALL_FIELDS, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _csv_error(
-                422, f"unknown column '{name}'{hint}; expected: {', '.join(schema.INPUT_COLUMNS)}", name or None
-            )
+            expected = ", ".join(schema.INPUT_COLUMNS)
+            raise _csv_error(422, f"unknown column {field_name(name)}{hint}; expected: {expected}", name or None)
     missing = [c.name for c in REQUEST_COLUMNS if c.required and c.name not in positions]
     if missing:
         required = ", ".join(c.name for c in REQUEST_COLUMNS if c.required)

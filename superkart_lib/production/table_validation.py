@@ -32,6 +32,7 @@ import numpy as np
 from superkart_lib.contract import schema
 from superkart_lib.contract.errors import DataError
 from superkart_lib.production.cells import parse_number
+from superkart_lib.production.value_text import field_name
 
 _ID = re.compile(schema.PRODUCT_ID_PATTERN.removeprefix("^").removesuffix("$"))
 #: A whole id column joined with newlines (a newline inside a cell is caught by counting them).
@@ -115,20 +116,21 @@ def check_header(header: Sequence[str], source: str | Path, require_target: bool
     present = [str(name) for name in header]
     if not set(present) & set(schema.ALL_COLUMNS):
         raise DataError(
-            f"{source}: not a SuperKart CSV: none of the expected columns in header {present[:5]}"
+            f"{source}: not a SuperKart CSV: none of the expected columns in header "
+            f"[{', '.join(field_name(name) for name in present[:5])}]"
             f"{'...' if len(present) > 5 else ''} (expected {', '.join(schema.ALL_COLUMNS)})"
         )
     seen: set[str] = set()
     for name in present:
         if name in seen:
-            raise DataError(f"{source}: column '{name}' appears twice in the header")
+            raise DataError(f"{source}: column {field_name(name)} appears twice in the header")
         seen.add(name)
     needed = [c.name for c in schema.COLUMNS if c.required and (c.name != schema.TARGET or require_target)]
     missing = [name for name in needed if name not in seen]
     if missing:
         unknown = [name for name in present if name not in schema.BY_NAME]
         close = difflib.get_close_matches(missing[0], unknown, n=1, cutoff=0.6)
-        hint = f" (found '{close[0]}': misspelled?)" if close else ""
+        hint = f" (found {field_name(close[0])}: misspelled?)" if close else ""
         raise DataError(f"{source}: missing column '{missing[0]}'{hint}")
     return {name: position for position, name in enumerate(present) if name in schema.BY_NAME}
 
