@@ -1,10 +1,11 @@
 """The ``superkart`` command line: thin wrappers over the library's functions.
 
 User errors (bad files, bad values, bad options, a missing install) print one line and exit
-with status 2. Each command imports what it needs when it runs, so ``superkart --help`` and the
-production commands (``verify``, ``predict``, ``serve``) work in the production install; a
-development command run there says which extra to install. Every default shown here is read
-from the module that owns it.
+with status 2; so does an error of the operating system on a path the user named (a full disk,
+a read-only directory, a file where a directory should be). Each command imports what it needs
+when it runs, so ``superkart --help`` and the production commands (``verify``, ``predict``,
+``serve``) work in the production install; a development command run there says which extra
+to install. Every default shown here is read from the module that owns it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from superkart_lib import __version__
 from superkart_lib.contract import limits
-from superkart_lib.contract.errors import MissingExtraError, SuperKartError
+from superkart_lib.contract.errors import MissingExtraError, SuperKartError, first_line
 from superkart_lib.contract.schema import REAL_ROWS
 from superkart_lib.course.runner import RUN_DIR
 from superkart_lib.development import settings
@@ -56,6 +57,17 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     synthetic = _development("superkart_lib.development.synthetic", "data")
     from superkart_lib.contract.files import atomic_write
@@ -77,10 +89,12 @@ def _best_line(family: str, tuned: bool, m: dict[str, float]) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     train = _development("superkart_lib.development.train", "train")
     from superkart_lib.development.data import load_training_data
-    from superkart_lib.development.package import write_package
+    from superkart_lib.development.package import prepare_destination, write_package
 
+    prepare_destination(args.out)  # a destination that cannot be written fails now, not after training
     frame, facts = load_training_data(args.data)
-    print(f"training on {facts['rows']:,} rows from {facts['source']} (backend {args.backend})", file=sys.stderr)
+    origin = args.data or facts["source"]  # the path stays on this machine; the manifest has its sha256
+    print(f"training on {facts['rows']:,} rows from {origin} (backend {args.backend})", file=sys.stderr)
     result = train.train(frame, seed=args.seed, n_iter=args.n_iter, backend=args.backend, scheduler=args.scheduler)
     out = write_package(result, args.out, facts)
     rounding = {"cv_r2": 4, "r2": 4, "rmse": 1, "mae": 1, "mape": 4, "fit_seconds": 2}
@@ -129,7 +143,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    server.run_server(args.model, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log)
+    server.run_server(
+        args.model,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        head_timeout=args.head_timeout,
+        body_timeout=args.body_timeout,
+    )
     return 0
 
 
@@ -210,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_int_at_least(1), default=server.DEFAULT_WORKERS, help="processes, one ONNX session each"
     )
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--head-timeout",
+        type=_seconds,
+        default=server.HEAD_TIMEOUT,
+        help=f"seconds a client has to send a request's headers (default {server.HEAD_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=server.BODY_TIMEOUT,
+        help=f"seconds a client has to send a request's body after its headers (default {server.BODY_TIMEOUT:g})",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("predict", help="score a CSV file with the package's verified ONNX model")
@@ -235,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for an OS error: the file it names (both, for a rename) and the system's reason."""
+    names = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    reason = exc.strerror or first_line(exc)
+    return f"{names}: {reason}" if names else reason
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit status."""
     args = build_parser().parse_args(argv)
@@ -242,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SuperKartError as exc:
         print(f"superkart {args.command}: error: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except OSError as exc:  # the disk or a path the user named, not a bug: writers name their file first
+        print(f"superkart {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
         print(f"superkart {args.command}: interrupted", file=sys.stderr)

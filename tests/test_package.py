@@ -4,6 +4,7 @@ Loading it in the real production install is tested in tests/test_production_ins
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 from superkart_lib.contract import formats
 from superkart_lib.contract.errors import SuperKartError
 from superkart_lib.development import python_formats
+from superkart_lib.development.package import write_package
 from superkart_lib.production.runtime import OnnxModel
 from superkart_lib.production.verify import EXPECTED_FILES, verify_package
 from tests.conftest import flip_one_byte, make_package, run_cli
@@ -120,3 +122,37 @@ def test_killed_save_leaves_previous_package_intact(trained, tmp_path):
     assert not (staging[0] / "manifest.json").exists(), "killed mid-save, before the manifest"
     assert json.loads((out / "manifest.json").read_text())["package_version"] == before
     verify_package(out)
+
+
+def test_the_published_manifest_names_no_training_file(tmp_path):
+    """The manifest is public (GET /v1/model): it fingerprints the training data, it does not locate it."""
+    import asyncio
+
+    import httpx
+
+    from superkart_lib.development.data import load_training_data
+    from superkart_lib.development.synthetic import generate
+    from superkart_lib.development.train import train
+    from superkart_lib.production.app import create_app
+
+    csv_path = tmp_path / "secret-training-data" / "superkart_sales.csv"
+    csv_path.parent.mkdir()
+    generate(rows=800, seed=3).to_csv(csv_path, index=False)
+    frame, facts = load_training_data(str(csv_path))
+    result = train(frame, seed=0, n_iter=0, families=["decision_tree"], n_jobs=1)
+    out = write_package(result, tmp_path / "model", facts)
+    app = create_app(out)
+    app.state.model.load()  # httpx's ASGI transport runs no lifespan
+
+    async def get_model() -> str:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return (await client.get("/v1/model")).text
+
+    published = asyncio.run(get_model())
+    card = (out / "MODEL_CARD.md").read_text()
+    for text in (published, (out / "manifest.json").read_text(), card):
+        assert str(tmp_path) not in text and "secret-training-data" not in text and "superkart_sales" not in text
+    data = json.loads(published)["training_data"]
+    assert data["source"] == "file" and data["rows"] == 800
+    assert data["sha256"] == hashlib.sha256(csv_path.read_bytes()).hexdigest()
+    assert f"800 rows from a CSV file (sha256 `{data['sha256']}`)" in card

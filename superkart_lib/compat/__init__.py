@@ -5,9 +5,10 @@ was checked with (:data:`CHECKED`), and outside them it either falls back to the
 (the runtime's fast path) or stops with a one-line error naming the installed version (the
 ONNX export), never silently doing something else. ``tests/test_compat.py`` has a test per use.
 
-The package has one module per environment, so production never imports training libraries:
+Each module belongs to one environment, so production never imports training libraries:
 
 - :mod:`.runtime` (production): onnxruntime's session binding, starlette's multipart parser.
+- :mod:`.http` (production): uvicorn's httptools protocol, given read deadlines.
 - :mod:`.training` (development): scikit-learn's histogram-boosting trees and one-hot encoder
   internals, skl2onnx's tree-ensemble helpers, onnxmltools' XGBoost converter.
 """
@@ -21,6 +22,7 @@ from superkart_lib.contract.versions import release, running_version
 CHECKED: dict[str, tuple[str, str]] = {
     "onnxruntime": ("1.20", "1.32"),
     "starlette": ("0.40", "1.10"),
+    "uvicorn": ("0.54", "0.54"),
     "scikit-learn": ("1.6", "1.9"),
     "skl2onnx": ("1.18", "1.20"),
     "onnxmltools": ("1.13", "1.16"),

@@ -91,3 +91,11 @@ class RequestError(DataError):
         super().__init__(errors[0].message)
         self.status = status
         self.errors = errors
+
+
+class ManifestError(IntegrityError):
+    """``manifest.json`` is not what a SuperKart writer writes: unreadable, too big, not JSON, or the wrong shape."""
+
+
+class WriteError(SuperKartError):
+    """A file or directory the user named cannot be written: disk full, read-only, in the way, not a directory."""

@@ -111,9 +111,10 @@ def verify(package_dir: str | Path, name: str, manifest: dict[str, Any] | None =
         Naming the file: an unsigned or wrongly signed manifest, a missing or altered file,
         a library a format needs that is not installed, or an error-level version difference.
     """
-    package_dir = Path(package_dir)
     fmt = get_format(name)
-    manifest = mf.read(package_dir) if manifest is None else manifest
+    if manifest is None:  # the link to the current version is read once: manifest and file from one version
+        package_dir, manifest = mf.open_package(package_dir)
+    package_dir = Path(package_dir)
     integrity.check_signature_if_configured(manifest, str(package_dir / mf.MANIFEST))
     data = integrity.verify_file(package_dir, fmt.filename, manifest)
     check_versions(fmt.rules, fmt.requires, manifest, str(package_dir / fmt.filename))

@@ -17,6 +17,11 @@ MAX_JSON_BYTES = 2 * MIB
 MAX_CSV_BYTES = 5 * MIB
 #: Data rows in one CSV upload; more is a 413.
 MAX_CSV_ROWS = 10_000
+#: CSV uploads one server worker handles at once; more are refused with 429 and ``Retry-After``.
+#: This is what bounds a worker's memory under any number of concurrent uploads.
+MAX_UPLOADS_IN_FLIGHT = 2
+#: Open connections (and running requests) per server worker; beyond, a request gets an immediate 503.
+MAX_CONNECTIONS = 1_000
 #: What the multipart envelope around an uploaded file may add to the body.
 MULTIPART_SLACK = 64 * 1024
 #: Problems listed in one error answer: enough to fix a file, bounded in size.
@@ -32,6 +37,7 @@ def as_dict() -> dict[str, int]:
         "max_json_bytes": MAX_JSON_BYTES,
         "max_csv_bytes": MAX_CSV_BYTES,
         "max_csv_rows": MAX_CSV_ROWS,
+        "max_uploads_in_flight": MAX_UPLOADS_IN_FLIGHT,
     }
 
 
@@ -44,5 +50,6 @@ def summary() -> str:
     """One sentence stating every request limit (the API description and the docs use it)."""
     return (
         f"Limits: {MAX_RECORDS:,} records or {mib(MAX_JSON_BYTES)} per JSON request; "
-        f"{MAX_CSV_ROWS:,} rows or {mib(MAX_CSV_BYTES)} per CSV upload."
+        f"{MAX_CSV_ROWS:,} rows or {mib(MAX_CSV_BYTES)} per CSV upload, "
+        f"{MAX_UPLOADS_IN_FLIGHT} uploads at once per server worker (429 beyond)."
     )

@@ -117,7 +117,11 @@ def default_data(package_dir: str | Path, manifest: dict[str, Any] | None = None
         test = split(frame, seed=seed, test_size=float(facts.get("test_size", TEST_SIZE))).X_test
         return test.reset_index(drop=True), f"test split of {facts['source']} ({len(test):,} rows)"
     rows = generate(FALLBACK_ROWS, seed=FALLBACK_SEED).drop(columns=[schema.TARGET])
-    return rows, f"synthetic(rows={FALLBACK_ROWS}, seed={FALLBACK_SEED}) (training data not reproducible)"
+    # A manifest records a CSV file by fingerprint only, never by path: the caller has the file.
+    why = "not reproducible"
+    if facts.get("source") == "file":
+        why = "trained on a CSV file: pass --data FILE for its rows"
+    return rows, f"synthetic(rows={FALLBACK_ROWS}, seed={FALLBACK_SEED}) (training data {why})"
 
 
 @dataclass

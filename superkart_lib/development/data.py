@@ -176,6 +176,12 @@ def load_training_data(
     return frame, {"source": f"synthetic(rows={rows}, seed={seed})", "sha256": digest, "rows": len(frame)}
 
 
+#: The manifest's ``source`` for data read from a file. The path is not recorded: the manifest is
+#: published (``GET /v1/model``), and a path tells outsiders about the training machine; the
+#: sha256 identifies the data without naming it.
+FILE_SOURCE = "file"
+
+
 def data_facts(path: str | Path, frame: pd.DataFrame) -> dict[str, Any]:
-    """What the manifest records about training data: source, sha256 and rows."""
-    return {"source": str(path), "sha256": sha256_of(path), "rows": len(frame)}
+    """What the manifest records about training data: a fingerprint (sha256 and rows), never the path."""
+    return {"source": FILE_SOURCE, "sha256": sha256_of(path), "rows": len(frame)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from superkart_lib.development.data import FILE_SOURCE
+
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -52,7 +54,7 @@ Chosen by 3-fold cross-validated R2 on the training split among:
 R2 {metrics["r2"]:.4f} · RMSE ${metrics["rmse"]:,.2f} · MAE ${metrics["mae"]:,.2f} · MAPE {metrics["mape"]:.2%}
 
 ## Training data
-{data["rows"]:,} rows from `{data["source"]}` (sha256 `{data["sha256"]}`); {data["train_rows"]:,} used for
+{data["rows"]:,} rows from {_origin(data["source"])} (sha256 `{data["sha256"]}`); {data["train_rows"]:,} used for
 training. Data that differs from it (new stores, new product types, prices outside the range seen)
 is outside what this model was validated on: unknown categories are rejected by the serving API.
 
@@ -70,6 +72,11 @@ whose manifest checks out.
 ## Library versions at training
 {_table(("library", "version"), versions)}
 """
+
+
+def _origin(source: str) -> str:
+    """Where training data came from, as the card says it: a file is named by its sha256 alone."""
+    return "a CSV file" if source == FILE_SOURCE else f"`{source}`"
 
 
 def _range(column: dict[str, Any]) -> str:

@@ -1,14 +1,16 @@
 """Write the model package: one directory with the model files and the manifest.
 
-The package is written to a temporary sibling directory and moved into place, so
-a process killed mid-save leaves the previous package intact.
+``--out runs/latest/model`` becomes a link to an immutable version directory,
+``runs/latest/model.versions/<package_version>/``. The package is written to a staging
+directory beside it, then published by replacing the link in one atomic step
+(:func:`superkart_lib.contract.package_dir.publish_version`): a process killed mid-save leaves the
+previous package intact, and concurrent writers are safe (the last one wins).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 
 from superkart_lib.contract import integrity, schema
 from superkart_lib.contract import manifest as mf
+from superkart_lib.contract import package_dir as versioned
+from superkart_lib.contract.files import write_failure
 from superkart_lib.contract.formats import ONNX_FILE
 from superkart_lib.development import model_card, python_formats
 from superkart_lib.development.onnx_export import export_onnx
@@ -56,16 +60,39 @@ def build_manifest(result: TrainResult, files: dict[str, dict], data: dict[str, 
     }
 
 
+def _absolute(out: str | Path) -> Path:
+    # "." or "a/.." has no name to version; the package is named after the directory it means.
+    return Path(os.path.abspath(out))
+
+
+def prepare_destination(out: str | Path) -> None:
+    """Check that a package can be written to ``out``, and tidy it, before the long work of training.
+
+    Creates the parent, removes staging directories of dead writers, and migrates a package an
+    older release wrote as a plain directory (see :func:`~superkart_lib.contract.package_dir.prepare_versioned`).
+
+    Raises
+    ------
+    WriteError
+        In one line naming ``out``: a file in the way, a read-only or full disk, a foreign directory.
+    """
+    try:
+        versioned.prepare_versioned(_absolute(out))
+    except OSError as exc:
+        raise write_failure(out, exc) from None
+
+
 def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) -> Path:
-    """Write the package for ``result`` to directory ``out`` atomically.
+    """Write the package for ``result`` and make ``out`` point at it, atomically.
 
     Parameters
     ----------
     result : TrainResult
         The trained model and how it was chosen.
     out : path
-        Target directory; an existing package there is replaced only once the new
-        one is complete.
+        The package path readers use; it becomes a link to ``<out>.versions/<package_version>``.
+        The previous package stays readable until the new one is complete, and the newest
+        :data:`~superkart_lib.contract.package_dir.KEEP_VERSIONS` versions are kept.
     data : dict
         Training-data facts for the manifest: ``sha256``, ``rows`` and ``source``.
 
@@ -73,12 +100,20 @@ def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) ->
     -------
     Path
         ``out``.
+
+    Raises
+    ------
+    WriteError
+        When the file system refuses (full disk, read-only, a file in the way); nothing is left
+        behind and the previous package is intact.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    target = _absolute(out)
+    prepare_destination(out)
     try:
-        staging.chmod(0o755)  # mkdtemp makes it private; a package is meant to be shared
+        staging = versioned.staging_dir(target)
+    except OSError as exc:
+        raise write_failure(out, exc) from None
+    try:
         files = {}
         for name, write in WRITERS.items():
             write(result.model, staging / name)
@@ -89,19 +124,10 @@ def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) ->
         manifest["files"][mf.CARD] = mf.file_entry(staging / mf.CARD)
         manifest = integrity.sign_if_configured(manifest)
         (staging / mf.MANIFEST).write_text(mf.dumps(manifest), encoding="utf-8")
-        _swap_into_place(staging, out)
-    except BaseException:
+        versioned.publish_version(staging, target, manifest["package_version"])
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # the user's disk, not a bug: one line
+            raise write_failure(out, exc) from None
         raise
-    return out
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
-    # Two renames: the old package stays whole until the new one is complete.
-    if out.exists():
-        retired = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out, retired)
-        os.replace(staging, out)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+    return Path(out)

@@ -21,12 +21,12 @@ record index, or the CSV row and line); 503 model not ready. No traceback reache
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
@@ -43,6 +43,7 @@ from superkart_lib.production import csv_upload, openapi
 from superkart_lib.production import handlers as h
 from superkart_lib.production import record_validation as records
 
+Endpoint = Callable[[], Awaitable[Response]]
 WEB_DIR = Path(__file__).with_name("web")
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 API_DESCRIPTION = (
@@ -62,9 +63,20 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(h.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
-def _score_csv(model: Any, data: bytes) -> tuple[csv_upload.CsvTable, list[float]]:
-    table = csv_upload.parse_csv(data)
-    return table, h.predict_batch(model, table.records)
+def _score_upload(model: Any, data: bytes, as_csv: bool, version: str) -> Response:
+    """The answer to an uploaded CSV; the parsed rows are freed, and their memory released, before it returns."""
+
+    def answer() -> Response:
+        table = csv_upload.parse_csv(data)
+        predictions = h.predict_batch(model, table.records)
+        if as_csv:
+            return h.csv_answer(table, predictions, version)
+        return _json({"predictions": predictions, "model_version": version})
+
+    try:
+        return answer()
+    finally:
+        h.release_memory()
 
 
 def _schema_info() -> dict[str, Any]:
@@ -77,7 +89,7 @@ def _schema_info() -> dict[str, Any]:
 
 
 def create_app(package_dir: str | Path) -> FastAPI:
-    """The API and web page for one model package, loaded in a background thread at startup.
+    """The API and web page for one model package, loaded (off the event loop) at startup.
 
     Parameters
     ----------
@@ -94,10 +106,11 @@ def create_app(package_dir: str | Path) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loader = threading.Thread(target=state.load, name="superkart-model-load", daemon=True)
-        loader.start()
+        # Loaded before startup completes: uvicorn accepts no connection until the lifespan has
+        # started, so a (re)started worker never takes a request its sibling could have answered.
+        # A package that fails to load still starts the server, which then says why on /readyz.
+        await to_thread.run_sync(state.load)
         yield
-        loader.join(timeout=30)  # exiting while onnxruntime builds a session aborts the process
 
     app = FastAPI(
         title="SuperKart sales prediction API",
@@ -123,7 +136,7 @@ def create_app(package_dir: str | Path) -> FastAPI:
 def _register_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
         return Response(h.error_body(exc.errors), exc.status, headers, media_type="application/json")
 
     @app.exception_handler(HTTPException)
@@ -156,29 +169,46 @@ def _predict_documentation() -> APIRoute:
 
 
 def _register_csv_route(app: FastAPI, state: h.ModelState) -> None:
+    uploads = h.UploadSlots()
+
     @app.post(
         "/v1/predict/csv",
         summary="Predict sales for every row of an uploaded CSV",
         response_model=openapi.Predictions,
         responses={
             200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-            **openapi.error_responses(400, 413, 415, 422, 503),
+            **openapi.error_responses(400, 413, 415, 422, 429, 503),
         },
         openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _CSV_BODY}}}},
     )
     async def predict_csv(request: Request) -> Response:
-        body = await h.read_upload(request)
+        h.require_multipart(request)
         model = state.require_model()
-        data = await h.uploaded_file(request, body)
-        # Up to MAX_CSV_ROWS rows: parse and predict off the event loop so other requests keep flowing.
-        table, predictions = await run_in_threadpool(_score_csv, model, data)
-        if "text/csv" in request.headers.get("accept", ""):
-            return h.csv_answer(table, predictions, state.version)
-        return _json({"predictions": predictions, "model_version": state.version})
+        with uploads.claim():
+            data = await h.uploaded_file(request, await h.read_upload(request))
+            # Up to MAX_CSV_ROWS rows: parse, predict and answer off the event loop so other requests flow.
+            as_csv = "text/csv" in request.headers.get("accept", "")
+            return await run_in_threadpool(_score_upload, model, data, as_csv, state.version)
+
+
+def _get(app: FastAPI, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register ``endpoint`` for GET (documented) and HEAD (RFC 9110: wherever GET is allowed).
+
+    FastAPI's ``app.get`` registers GET only. HEAD is left out of the OpenAPI document, where it
+    would repeat the GET operation under the same operation id.
+    """
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        app.add_api_route(path, endpoint, methods=["GET"], **options)
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+        return endpoint
+
+    return register
 
 
 def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes) -> None:
-    @app.get(
+    @_get(
+        app,
         "/v1/model",
         summary="The model package's manifest",
         response_model=openapi.ModelInfo,
@@ -188,15 +218,21 @@ def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes)
         state.require_model()
         return Response(state.manifest_json, media_type="application/json")
 
-    @app.get("/v1/schema", summary="Input schema, store table and limits", response_model=openapi.SchemaInfo)
+    @_get(
+        app,
+        "/v1/schema",
+        summary="Input schema, store table and limits",
+        response_model=openapi.SchemaInfo,
+    )
     async def schema_info() -> Response:
         return Response(schema_json, media_type="application/json")
 
-    @app.get("/healthz", summary="The process is alive", response_model=openapi.Health)
+    @_get(app, "/healthz", summary="The process is alive", response_model=openapi.Health)
     async def healthz() -> Response:
         return _json({"status": "ok"})
 
-    @app.get(
+    @_get(
+        app,
         "/readyz",
         summary="The model is verified, loaded and warmed",
         response_model=openapi.Readiness,
@@ -208,7 +244,7 @@ def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes)
         status = "failed" if state.error else "loading"
         return _json({"status": status, "detail": state.error}, 503, {"Retry-After": "1"})
 
-    @app.get("/", include_in_schema=False)
+    @_get(app, "/", include_in_schema=False)
     async def index() -> Response:
         return FileResponse(WEB_DIR / "index.html", headers={"Content-Security-Policy": _CSP})
 

@@ -10,12 +10,14 @@ runs no FastAPI dependency machinery. Standard library, starlette and the contra
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
+import ctypes
+import ctypes.util
+import functools
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,8 @@ from starlette.responses import Response
 
 from superkart_lib.compat.runtime import parse_multipart
 from superkart_lib.contract.errors import DataError, FieldError, RequestError, SuperKartError
-from superkart_lib.contract.limits import MAX_CSV_BYTES, MAX_JSON_BYTES, MULTIPART_SLACK
-from superkart_lib.production import csv_upload
+from superkart_lib.contract.limits import MAX_CSV_BYTES, MAX_JSON_BYTES, MAX_UPLOADS_IN_FLIGHT, MULTIPART_SLACK
+from superkart_lib.production import csv_files, csv_upload
 from superkart_lib.production import record_validation as records
 
 log = logging.getLogger("superkart.serve")
@@ -35,7 +37,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class ModelState:
-    """The process's model, loaded in a background thread so ``/healthz`` answers at once."""
+    """The process's model: ``load`` verifies, loads and warms it (at startup, off the event loop)."""
 
     def __init__(self, package_dir: Path):
         self.package_dir = package_dir
@@ -168,10 +170,59 @@ class PredictEndpoint:
         await send({"type": "http.response.body", "body": content})
 
 
-async def read_upload(request: Request) -> bytes:
-    """The raw body of a CSV upload: 415 unless multipart, 413 over the size limit."""
+class UploadSlots:
+    """The CSV uploads one worker handles at a time; one more is refused at once with a 429.
+
+    An upload in flight holds its body, the file and its parsed rows: several times the file's
+    size at its peak. Without a limit, many concurrent uploads grow a worker by gigabytes;
+    with it, memory for uploads is bounded by ``limit`` times one upload's peak. The refusal
+    comes before the body is read, so a refused upload costs no memory either.
+    """
+
+    def __init__(self, limit: int = MAX_UPLOADS_IN_FLIGHT):
+        self.limit = limit
+        self.busy = 0  # only touched on the event loop's thread: no lock needed
+
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold a slot for the duration of an upload; a :class:`RequestError` 429 when none is free."""
+        if self.busy >= self.limit:
+            raise fail(429, f"this server is already scoring {self.limit} CSV uploads; retry in a second")
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the operating system (glibc only; elsewhere nothing).
+
+    Parsing an upload makes many small objects; once they are freed, glibc keeps the pages
+    in its arenas (one per thread that parsed), so a worker would stay at its peak for good.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+def require_multipart(request: Request) -> None:
+    """415 unless the request is ``multipart/form-data``, checked before anything is read."""
     if media_type(request.headers.get("content-type", "")) != "multipart/form-data":
         raise fail(415, "upload the CSV as multipart/form-data in field 'file'")
+
+
+async def read_upload(request: Request) -> bytes:
+    """The raw body of a CSV upload: 415 unless multipart, 413 over the size limit."""
+    require_multipart(request)
     declared = request.headers.get("content-length", "")
     body = await read_body(request.receive, declared, MAX_CSV_BYTES + MULTIPART_SLACK)
     if body is None:
@@ -207,9 +258,11 @@ async def uploaded_file(request: Request, body: bytes) -> bytes:
 
 
 def csv_answer(table: csv_upload.CsvTable, predictions: list[float], version: str) -> Response:
-    """The uploaded rows as sent, plus a ``prediction`` column (the model version in a header)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*table.header, "prediction"])
-    writer.writerows([*row, repr(p)] for row, p in zip(table.rows, predictions, strict=True))
-    return Response(out.getvalue(), media_type="text/csv", headers={"X-Model-Version": version})
+    """The uploaded rows as sent, plus a ``prediction`` column (the model version in a header).
+
+    Written as batch writes its output: a cell that would start a spreadsheet formula gets a
+    leading ``'`` (:func:`.cells.neutralize`); the predictions, floats, are written as they are.
+    """
+    rows: list[list[Any]] = [[*table.header, "prediction"]]
+    rows += ([*row, p] for row, p in zip(table.rows, predictions, strict=True))
+    return Response(csv_files.csv_text(rows), media_type="text/csv", headers={"X-Model-Version": version})

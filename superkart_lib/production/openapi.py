@@ -144,6 +144,10 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
             f"Refused by the schema (also more than {MAX_RECORDS:,} records): "
             "names the field and the record index or CSV row"
         ),
+        429: (
+            f"This worker is already scoring {limits.MAX_UPLOADS_IN_FLIGHT} CSV uploads; "
+            "retry after the Retry-After seconds"
+        ),
         503: "The model is not loaded yet (or failed to load); see /readyz",
     }
     return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}

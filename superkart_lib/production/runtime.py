@@ -83,15 +83,15 @@ class OnnxModel:
         Raises
         ------
         SuperKartError
-            When the manifest is missing or invalid, or ``model.onnx`` is missing or
-            does not match its recorded sha256 and size (the message names the file).
+            When the manifest is missing or of the wrong shape (the one check `superkart verify`
+            applies too), or ``model.onnx`` is missing or does not match its recorded sha256 and
+            size (the message names the file).
         """
-        manifest = mf.read(package_dir)
-        data = verify(package_dir, ONNX_FILE, manifest)
-        version = manifest.get("package_version")
-        if not version:
-            raise SuperKartError(f"{Path(package_dir) / mf.MANIFEST}: no package_version")
-        return cls(data, version=str(version), manifest=manifest, origin=str(Path(package_dir) / ONNX_FILE))
+        # The link is resolved once: manifest and model come from the same version directory.
+        root, manifest = mf.open_package(package_dir)
+        path = mf.package_file(root, ONNX_FILE)
+        data = verify(root, ONNX_FILE, manifest)
+        return cls(data, version=manifest["package_version"], manifest=manifest, origin=str(path))
 
     @classmethod
     def from_bytes(cls, onnx_bytes: bytes, version: str = "") -> OnnxModel:

@@ -2,24 +2,48 @@
 
 Only the standard library is imported here; uvicorn and the app load when a server starts,
 so the command line can read the defaults below without importing the web stack.
+
+What keeps a worker healthy whatever its clients do (each is a setting below, tested):
+
+- a request's head must arrive within :data:`HEAD_TIMEOUT` s and its body within
+  :data:`BODY_TIMEOUT` s (``408``/closed otherwise); an idle keep-alive connection closes after
+  :data:`KEEP_ALIVE_TIMEOUT` s; past ``limits.MAX_CONNECTIONS`` open connections a worker
+  answers ``503`` at once instead of queueing;
+- a worker does not accept connections until its model is verified, loaded and warm;
+- workers stop (gracefully, within :data:`GRACE_PERIOD` s) when their supervisor dies, so the
+  port is free for a restart.
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
+from superkart_lib.contract import limits
 from superkart_lib.contract.errors import SuperKartError
 
 #: Environment variable naming the package directory for :func:`app_from_env` (uvicorn workers).
 MODEL_ENV = "SUPERKART_MODEL_DIR"
+#: Environment variable holding the supervisor's pid: a worker that outlives it stops.
+SUPERVISOR_ENV = "SUPERKART_SUPERVISOR_PID"
 #: ``module:factory`` of the app, for uvicorn and process managers.
 APP_FACTORY = "superkart_lib.production.server:app_from_env"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_WORKERS = 1
+#: Seconds for a request's head (headers) to arrive; a stalled client is cut off after this.
+HEAD_TIMEOUT = 10.0
+#: Seconds for a request's body to arrive after its head (a 5 MiB upload at 100 KB/s fits).
+BODY_TIMEOUT = 60.0
+#: Seconds an idle keep-alive connection stays open.
+KEEP_ALIVE_TIMEOUT = 5
+#: Seconds a stopping worker gives in-flight requests before closing their connections.
+GRACE_PERIOD = 10
 
 
 def app_from_env() -> Any:
@@ -29,7 +53,36 @@ def app_from_env() -> Any:
     package_dir = os.environ.get(MODEL_ENV)
     if not package_dir:
         raise SuperKartError(f"{MODEL_ENV} is not set (use `superkart serve --model DIR`)")
+    supervisor = os.environ.get(SUPERVISOR_ENV, "")
+    if supervisor.isdigit() and int(supervisor) == os.getppid():
+        stop_with_parent(int(supervisor))
     return create_app(package_dir)
+
+
+def stop_with_parent(parent: int, interval: float = 0.2) -> None:
+    """Send this process SIGTERM (uvicorn's graceful stop) once ``parent`` is no longer its parent.
+
+    A worker whose supervisor was killed (SIGKILL leaves it no chance to stop its children)
+    would otherwise keep serving and keep the port, so the service could not be restarted.
+    Polling the parent pid works on every POSIX system, unlike Linux's PR_SET_PDEATHSIG.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="superkart-parent-watch", daemon=True).start()
+
+
+def _raise_open_files_limit() -> None:
+    # Each connection is a file descriptor: the soft limit (often 1,024) must not be what refuses
+    # clients before limits.MAX_CONNECTIONS does.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limits.MAX_CONNECTIONS + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, ceiling), hard))
 
 
 def run_server(
@@ -38,6 +91,8 @@ def run_server(
     port: int = DEFAULT_PORT,
     workers: int = DEFAULT_WORKERS,
     access_log: bool = False,
+    head_timeout: float = HEAD_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> None:
     """Serve a model package with uvicorn until interrupted.
 
@@ -51,6 +106,7 @@ def run_server(
     """
     import uvicorn
 
+    from superkart_lib.compat import http
     from superkart_lib.production.runtime import OnnxModel
 
     directory = Path(package_dir).resolve()
@@ -59,7 +115,13 @@ def run_server(
         socket.create_server((host, port)).close()
     except OSError as exc:
         raise SuperKartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    _raise_open_files_limit()
+    # Workers are fresh interpreters: what they need travels in the environment.
     os.environ[MODEL_ENV] = str(directory)
+    os.environ[http.HEAD_TIMEOUT_ENV] = str(head_timeout)
+    os.environ[http.BODY_TIMEOUT_ENV] = str(body_timeout)
+    if workers > 1:
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -68,4 +130,8 @@ def run_server(
         workers=workers,
         access_log=access_log,
         log_level="info",
+        http=http.http_protocol(),
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+        limit_concurrency=limits.MAX_CONNECTIONS,
+        timeout_graceful_shutdown=GRACE_PERIOD,
     )

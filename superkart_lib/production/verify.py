@@ -24,6 +24,9 @@ EXPECTED_FILES: tuple[str, ...] = (*FORMATS, mf.CARD)
 def verify_package(package_dir: str | Path) -> list[str]:
     """Check signature (when a key is set), every file's sha256 and size, and library versions.
 
+    A package that is a link (``out -> out.versions/<version>``) is resolved once and every file
+    is read from that version directory.
+
     Returns
     -------
     list of str
@@ -33,23 +36,24 @@ def verify_package(package_dir: str | Path) -> list[str]:
     Raises
     ------
     SuperKartError
-        At the first problem, naming the file: a missing, altered or unexpected file, an
+        At the first problem, naming the file: a manifest of the wrong shape (naming the key),
+        a file entry that is not a plain name in the package, a missing, altered or unexpected file, an
         unsigned or wrongly signed manifest, or an error-level version mismatch in a format
         this environment can load.
     """
-    package_dir = Path(package_dir)
-    if not package_dir.is_dir():
-        raise IntegrityError(f"{package_dir}: no such package directory")
-    manifest = mf.read(package_dir)
-    files = manifest.get("files", {})
+    # Resolved once: every file below comes from this one version, even if the link moves meanwhile.
+    root, manifest = mf.open_package(package_dir)
+    files = manifest["files"]
     listed = set(files)
     for name in EXPECTED_FILES:
         if name not in listed:
-            raise IntegrityError(f"{package_dir / name}: missing from the manifest (an incomplete package)")
-    for path in sorted(package_dir.iterdir()):
+            raise IntegrityError(f"{root / name}: missing from the manifest (an incomplete package)")
+    for path in sorted(root.iterdir()):
         if path.name != mf.MANIFEST and path.name not in listed:
             raise IntegrityError(f"{path}: not part of the package (not in the manifest)")
-    integrity.check_signature_if_configured(manifest, str(package_dir / mf.MANIFEST))
+    for name in listed:
+        mf.package_file(root, name)
+    integrity.check_signature_if_configured(manifest, str(root / mf.MANIFEST))
     lines, unloadable = [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", VersionSkewWarning)
@@ -57,9 +61,9 @@ def verify_package(package_dir: str | Path) -> list[str]:
             fmt = FORMATS.get(name)
             missing = fmt.missing() if fmt else []
             if fmt and not missing:
-                verify(package_dir, name, manifest)
+                verify(root, name, manifest)
             else:  # the model card, or a format this environment cannot load: its bytes are still checked
-                integrity.verify_file(package_dir, name, manifest)
+                integrity.verify_file(root, name, manifest)
             entry = files[name]
             note = f"  (not loadable here: needs {', '.join(missing)})" if missing else ""
             lines.append(f"ok  {name:<18} {entry['bytes']:>10,} bytes  sha256 {entry['sha256'][:16]}{note}")
@@ -67,7 +71,7 @@ def verify_package(package_dir: str | Path) -> list[str]:
                 unloadable.append(name)
     lines += [f"warning: {w.message}" for w in caught if issubclass(w.category, VersionSkewWarning)]
     signed = "signed, " if integrity.SIGNATURE_FIELD in manifest else ""
-    last = f"package {manifest.get('package_version')} verified: {signed}{len(listed)} files"
+    last = f"package {manifest['package_version']} verified: {signed}{len(listed)} files"
     if unloadable:
         last += (
             f"; {len(unloadable)} format(s) hash-checked but not loadable in this environment "

@@ -1,0 +1,98 @@
+"""uvicorn's HTTP protocol with read deadlines: the one private API of the web server SuperKart uses.
+
+Imports uvicorn and httptools (the serve extra). uvicorn takes a protocol class by import path in
+its ``http`` setting (public); what the subclass relies on (the parser callbacks, ``transport``
+and ``loop`` attributes) is internal, hence the version guard in :func:`http_protocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from superkart_lib.compat import checked
+
+_MESSAGE = b"the request head did not arrive in time"
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_MESSAGE), _MESSAGE)
+)
+
+
+#: Environment variables carrying the connection deadlines to every worker process (set by ``run_server``).
+HEAD_TIMEOUT_ENV = "SUPERKART_HEAD_TIMEOUT"
+BODY_TIMEOUT_ENV = "SUPERKART_BODY_TIMEOUT"
+#: Import path of :class:`GuardedHttpProtocol`, as uvicorn's ``http`` setting takes it in every worker.
+GUARDED_HTTP = "superkart_lib.compat.http:GuardedHttpProtocol"
+
+
+def http_protocol() -> str:
+    """uvicorn's ``http`` setting: the guarded protocol under checked uvicorn versions, else plain httptools.
+
+    Plain httptools still has uvicorn's keep-alive timeout, but no deadline for a request's head
+    or body (a stalled client holds its connection until it goes away).
+    """
+    return GUARDED_HTTP if checked("uvicorn") else "httptools"
+
+
+def _deadline(name: str, default: float) -> float:
+    text = os.environ.get(name, "")
+    return float(text) if text else default
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines for reading a request: its head, then its body.
+
+    uvicorn times out only idle keep-alive connections; a client that opens a connection and
+    never finishes its headers (or its body) keeps it for ever, and enough of them exhaust the
+    worker's connections. Here a request's head must arrive within ``SUPERKART_HEAD_TIMEOUT``
+    seconds of the connection opening (or of the request's first byte on a reused connection),
+    and its body within ``SUPERKART_BODY_TIMEOUT`` seconds of its head; otherwise the connection
+    is closed (with ``408 Request Timeout`` when no answer has started).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._head_timeout = _deadline(HEAD_TIMEOUT_ENV, 10.0)
+        self._body_timeout = _deadline(BODY_TIMEOUT_ENV, 60.0)
+
+    def _arm(self, seconds: float, head: bool) -> None:
+        self._disarm()
+        self._read_timer = self.loop.call_later(seconds, self._expired, head)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _expired(self, head: bool) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if head:  # no request is running on this connection yet: say why it closes
+            self.transport.write(_TIMED_OUT)
+        self.transport.close()
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm(self._head_timeout, head=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm(self._head_timeout, head=True)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self._body_timeout, head=False)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
