@@ -115,6 +115,8 @@ def test_importing_the_export_module_registers_nothing():
 
 def test_the_readme_states_the_limits_the_code_enforces():
     from superkart_lib.contract import limits
+    from superkart_lib.production import server
+    from tests.test_supervision import UPLOAD_MEMORY_BOUND_MIB
 
     readme = (ROOT / "README.md").read_text()
     for stated in (
@@ -122,5 +124,11 @@ def test_the_readme_states_the_limits_the_code_enforces():
         f"(up to {limits.mib(limits.MAX_CSV_BYTES)}, {limits.MAX_CSV_ROWS:,} rows)",
         f"413 for a body over {limits.mib(limits.MAX_JSON_BYTES)}",
         f"in chunks of {limits.BATCH_CHUNK_ROWS:,} rows",
+        f"at most {limits.MAX_UPLOADS_IN_FLIGHT} CSV uploads at once",
+        f"Past {limits.MAX_CONNECTIONS:,} open connections",
+        f"within {server.HEAD_TIMEOUT:g} s of the connection opening (`--head-timeout`)",
+        f"within {server.BODY_TIMEOUT:g} s of its headers (`--body-timeout`)",
+        f"closes after {server.KEEP_ALIVE_TIMEOUT:g} s",
+        f"any number of concurrent uploads to {UPLOAD_MEMORY_BOUND_MIB} MiB",
     ):
         assert stated in readme, stated

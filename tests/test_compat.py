@@ -175,3 +175,20 @@ def test_an_unchecked_training_library_stops_the_export_in_one_line(unchecked, c
     assert f"{library} 99.0.0 is installed" in message and "\n" not in message
     low, high = compat.CHECKED[library]
     assert f"checked with {low} to {high}" in message
+
+
+def test_uvicorn_gets_the_guarded_protocol_only_where_it_was_checked(monkeypatch):
+    """The read deadlines subclass uvicorn's httptools protocol: its parser callbacks are internals."""
+    from uvicorn.config import Config
+
+    from superkart_lib.compat import http
+
+    assert http.http_protocol() == http.GUARDED_HTTP
+    config = Config(app=lambda *a: None, http=http.http_protocol())
+    config.load()  # uvicorn imports the class by its path, as each worker does
+    assert config.http_protocol_class is http.GuardedHttpProtocol
+    hooks = ("connection_made", "connection_lost", "on_message_begin", "on_headers_complete", "on_message_complete")
+    for hook in hooks:
+        assert callable(getattr(config.http_protocol_class.__mro__[1], hook)), hook  # what the subclass extends
+    monkeypatch.setattr(compat, "installed", lambda distribution: "99.0.0")
+    assert http.http_protocol() == "httptools"  # unchecked: uvicorn's own protocol, keep-alive timeout only
