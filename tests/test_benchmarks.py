@@ -6,8 +6,8 @@ Each runs as a subprocess, as a user runs it, with a bounded timeout; the ones t
 package share one small package trained once for this module. No timing is asserted anywhere:
 the figures are checked for shape only (a table header, a number), never for their values.
 
-``serving.py`` needs ``wrk`` and ``scaling.py`` needs ``wrk`` and ``nginx`` (Debian packages): as
-in ``tests/test_deploy.py``, a missing tool fails the test under CI and skips it elsewhere, saying
+``serving.py`` and ``read_deadlines.py`` need ``wrk``; ``scaling.py`` needs ``wrk`` and ``nginx``
+(Debian packages). As in ``tests/test_deploy.py``, a missing tool fails the test under CI and skips it elsewhere, saying
 which tool and how to install it.
 """
 
@@ -38,6 +38,10 @@ TINY: dict[str, list[str]] = {
         "--workdir", "{tmp}/batch",
     ],
     "predict_route.py": ["--package", "{package}", "--requests", "50", "--runs", "2", "--warmup", "10"],
+    "read_deadlines.py": [
+        "--package", "{package}", "--requests", "64", "--rounds", "2", "--concurrency", "8", "--warmup", "8",
+        "--max-seconds", "30",
+    ],
     "scaling.py": [
         "--package", "{package}", "--replicas", "1,2", "--requests", "200", "--concurrency", "8",
         "--warmup", "16", "--max-seconds", "30",
@@ -69,6 +73,13 @@ FIGURES: dict[str, list[str]] = {
         rf"^reference: handlers\.predict_json alone\s+{NUMBER}",
         rf"^control: the shipped app, a second instance\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x",
     ],
+    "read_deadlines.py": [
+        r"^server\s+conc\s+requests\s+seconds\s+req/s\s+p50 ms",
+        rf"^deadlines\s+8\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^uvicorn\s+8\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        r"^read deadlines cost -?[\d.]+% of throughput at c=8 \(median of 2 runs\)$",
+        r"^errors in all measured runs: 0$",
+    ],
     "scaling.py": [
         r"^setup\s+replicas\s+requests\s+req/s\s+p50 ms\s+p99 ms\s+errors",
         rf"^direct, no nginx\s+1\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+0\s",
@@ -92,7 +103,7 @@ FIGURES: dict[str, list[str]] = {
 }
 
 #: Debian packages a script needs on PATH (nginx may live in /usr/sbin only).
-TOOLS: dict[str, list[str]] = {"serving.py": ["wrk"], "scaling.py": ["wrk", "nginx"]}
+TOOLS: dict[str, list[str]] = {"serving.py": ["wrk"], "read_deadlines.py": ["wrk"], "scaling.py": ["wrk", "nginx"]}
 #: Seconds before a script is stopped; the tiny runs take 2-40 s on a busy 2-core machine.
 TIMEOUT = {"serialization.py": 240.0}
 DEFAULT_TIMEOUT = 120.0
@@ -152,7 +163,9 @@ def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_glob_finds_the_scripts() -> None:
     # An empty or renamed directory must not pass by running nothing.
-    assert {"serialization.py", "serving.py", "scaling.py", "batch.py", "predict_route.py"} <= set(SCRIPTS)
+    assert {"serialization.py", "serving.py", "scaling.py", "batch.py", "predict_route.py", "read_deadlines.py"} <= set(
+        SCRIPTS
+    )
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

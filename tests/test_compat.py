@@ -187,7 +187,7 @@ def test_uvicorn_gets_the_guarded_protocol_only_where_it_was_checked(monkeypatch
     config = Config(app=lambda *a: None, http=http.http_protocol())
     config.load()  # uvicorn imports the class by its path, as each worker does
     assert config.http_protocol_class is http.GuardedHttpProtocol
-    hooks = ("connection_made", "connection_lost", "on_message_begin", "on_headers_complete", "on_message_complete")
+    hooks = ("connection_made", "connection_lost", "data_received", "on_message_begin", "on_headers_complete")
     for hook in hooks:
         assert callable(getattr(config.http_protocol_class.__mro__[1], hook)), hook  # what the subclass extends
     monkeypatch.setattr(compat, "installed", lambda distribution: "99.0.0")

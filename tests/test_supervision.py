@@ -212,10 +212,20 @@ def test_idle_and_slow_connections_are_closed(small_package, tmp_path):
             start = time.monotonic()
             assert kept.recv(64) == b""
             timings["idle keep-alive"] = time.monotonic() - start
+        with socket.create_connection((host, int(port))) as reused:  # a whole request, then half of the next
+            reused.settimeout(10)
+            reused.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
+            start = time.monotonic()
+            answer = b""
+            while b"408 Request Timeout" not in answer and (chunk := reused.recv(4096)):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 408" in answer, answer
+            timings["second request's head"] = time.monotonic() - start
         print("\nclosed after (s):", {k: round(v, 2) for k, v in timings.items()})
         assert 0.9 < timings["silent connection"] < 3
         assert 0.9 < timings["stalled body"] < 3
         assert 4 < timings["idle keep-alive"] < 8  # uvicorn's keep-alive timeout, set to 5 s
+        assert 0.9 < timings["second request's head"] < 3
         assert httpx.get(f"{url}/healthz").status_code == 200
 
 

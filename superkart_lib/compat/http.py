@@ -52,47 +52,60 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     seconds of the connection opening (or of the request's first byte on a reused connection),
     and its body within ``SUPERKART_BODY_TIMEOUT`` seconds of its head; otherwise the connection
     is closed (with ``408 Request Timeout`` when no answer has started).
+
+    A timer is armed only when a chunk of data leaves a request incomplete: a request that
+    arrives whole in one read (nearly every prediction) costs no timer at all.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timing = ""  # what the armed timer waits for: "head", "body" or nothing
+        self._reading = ""  # where the parser is: "head", "body" or between requests
         self._head_timeout = _deadline(HEAD_TIMEOUT_ENV, 10.0)
         self._body_timeout = _deadline(BODY_TIMEOUT_ENV, 60.0)
 
-    def _arm(self, seconds: float, head: bool) -> None:
+    def _arm(self, part: str) -> None:
         self._disarm()
-        self._read_timer = self.loop.call_later(seconds, self._expired, head)
+        seconds = self._head_timeout if part == "head" else self._body_timeout
+        self._timer, self._timing = self.loop.call_later(seconds, self._expired, part), part
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timing = None, ""
 
-    def _expired(self, head: bool) -> None:
-        self._read_timer = None
+    def _expired(self, part: str) -> None:
+        self._timer, self._timing = None, ""
         if self.transport.is_closing():
             return
-        if head:  # no request is running on this connection yet: say why it closes
+        if part == "head":  # no request is running on this connection yet: say why it closes
             self.transport.write(_TIMED_OUT)
         self.transport.close()
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._arm(self._head_timeout, head=True)
+        self._arm("head")  # a connection that never sends a byte is cut off too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._reading and self._timing != self._reading:
+            self._arm(self._reading)  # a partial request: its part now has a deadline
+        elif not self._reading and self._timer is not None:
+            self._disarm()  # between requests, uvicorn's keep-alive timeout applies
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm(self._head_timeout, head=True)
+        self._reading = "head"
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._arm(self._body_timeout, head=False)
+        self._reading = "body"
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._reading = ""
         super().on_message_complete()

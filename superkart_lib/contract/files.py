@@ -100,28 +100,24 @@ def atomic_write(target: str | Path, mode: str = "w", encoding: str | None = "ut
         raise
 
 
-class _TextOut(io.TextIOWrapper):
-    """A text file whose write errors name the file the user asked for (write(2) names none)."""
-
-    target = ""
-
-    def write(self, text: str) -> int:
-        try:
-            return super().write(text)
-        except OSError as exc:
-            raise write_failure(self.target, exc) from None
-
-
-class _BinaryOut(io.BufferedWriter):
-    """A binary file whose write errors name the file the user asked for."""
+class _NamesTarget:
+    """Write errors name the file the user asked for (write(2) names none, and the temporary file is no help)."""
 
     target = ""
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)
+            return super().write(data)  # type: ignore[misc]
         except OSError as exc:
             raise write_failure(self.target, exc) from None
+
+
+class _TextOut(_NamesTarget, io.TextIOWrapper):
+    pass
+
+
+class _BinaryOut(_NamesTarget, io.BufferedWriter):
+    pass
 
 
 def _open_out(fd: int, mode: str, encoding: str | None, target: Path) -> IO[Any]:

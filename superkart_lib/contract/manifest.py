@@ -218,7 +218,7 @@ def check_shape(manifest: Any, source: str = MANIFEST) -> dict[str, Any]:
     if not _VERSION_ID.fullmatch(c.typed(manifest["package_version"], str, "package_version")):
         raise c.fail("package_version", "expected a plain name (letters, digits, '.', '_', '+', '-'; at most 128)")
     for name, entry in c.typed(manifest["files"], dict, "files").items():
-        where = f"files[{json.dumps(name)}]"
+        where = f"files[{json.dumps(name if len(name) <= 60 else name[:60] + '...')}]"  # one bounded line
         if name == MANIFEST or not _FILE_NAME.fullmatch(name) or ".." in name:
             raise c.fail(where, "not a plain file name in the package directory")
         c.typed(entry, dict, where)

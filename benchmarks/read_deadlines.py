@@ -1,0 +1,104 @@
+"""Benchmark what the read deadlines of ``superkart serve`` cost: its guarded HTTP protocol against uvicorn's own.
+
+Usage::
+
+    python benchmarks/read_deadlines.py [--package DIR] [--workers 1] [--requests 20000] [--rounds 5]
+
+Two servers run at once on free 127.0.0.1 ports, identical but for uvicorn's ``http`` setting:
+``superkart_lib.compat.http:GuardedHttpProtocol`` (what ``superkart serve`` uses: a deadline for
+each request's head and body, armed and cancelled per request) and plain ``httptools`` (the
+baseline). Both serve the same package through the same app factory with the same limits. They
+take turns under the same ``wrk`` client (one-record ``POST /v1/predict``, keep-alive connections,
+a fixed number of requests); each cell is the median of ``--rounds`` runs, the order alternating
+between rounds. Without ``--package`` a small package is trained first (~1 minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from serving import (
+    Server,
+    add_common_options,
+    find_tool,
+    load_note,
+    median_runs,
+    note,
+    package_for,
+    results_table,
+    run_wrk,
+    sample_record,
+    start_process,
+    stopped_on_exit,
+    wait_superkart,
+    wait_until_idle,
+)
+
+from superkart_lib.compat.http import GUARDED_HTTP
+from superkart_lib.contract import limits
+from superkart_lib.course.serving import free_port
+from superkart_lib.production import server as serve
+
+PROTOCOLS = {"deadlines": GUARDED_HTTP, "uvicorn": "httptools"}
+
+
+def start(name: str, package: Path, workers: int, logs: Path) -> Server:
+    """uvicorn on the app factory with ``http=PROTOCOLS[name]`` and the settings ``run_server`` uses."""
+    port = free_port()
+    call = (
+        f"uvicorn.run({serve.APP_FACTORY!r}, factory=True, host='127.0.0.1', port={port}, workers={workers}, "
+        f"http={PROTOCOLS[name]!r}, timeout_keep_alive={serve.KEEP_ALIVE_TIMEOUT}, "
+        f"limit_concurrency={limits.MAX_CONNECTIONS}, log_level='warning')"
+    )
+    env = {**os.environ, serve.MODEL_ENV: str(package.resolve())}
+    command = [sys.executable, "-c", f"import uvicorn; {call}"]
+    return start_process(name, f"http://127.0.0.1:{port}", command, logs / f"{name}.log", env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_options(parser, warmup_per="server", max_seconds=120.0)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of each server (default 1)")
+    parser.add_argument("--requests", type=int, default=20_000, help="requests per run (default 20,000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per server; the median is reported (default 5)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    find_tool("wrk", "wrk")
+    print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
+    body = json.dumps(sample_record()).encode()
+    runs: dict[str, list] = {name: [] for name in PROTOCOLS}
+    with tempfile.TemporaryDirectory(prefix="superkart-deadlines-") as tmp, stopped_on_exit() as servers:
+        package = package_for(args, Path(tmp))
+        servers.extend(start(name, package, args.workers, Path(tmp)) for name in PROTOCOLS)
+        for server in servers:
+            wait_superkart(server)
+            run_wrk(server.name, server.url, body, args.warmup, min(8, args.warmup), 1, args.max_seconds, args.timeout)
+        for round_ in range(args.rounds):
+            for server in servers if round_ % 2 == 0 else servers[::-1]:
+                wait_until_idle(servers)
+                result = run_wrk(
+                    server.name, server.url, body, args.requests, args.concurrency,
+                    args.wrk_threads, args.max_seconds, args.timeout,
+                )  # fmt: skip
+                runs[server.name].append(result)
+                note(f"{server.name:<10} round {round_ + 1}: {result.rps:,.0f} req/s")
+    results = [median_runs(runs[name]) for name in PROTOCOLS]
+    print(results_table(results))
+    guarded, plain = results
+    cost = 1 - guarded.rps / plain.rps if plain.rps else 0.0
+    print(f"read deadlines cost {cost:.1%} of throughput at c={args.concurrency} (median of {args.rounds} runs)")
+    print(f"errors in all measured runs: {sum(r.errors for rs in runs.values() for r in rs)}")
+    print(f"took {time.perf_counter() - started:.0f} s; after: {load_note()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
