@@ -72,10 +72,11 @@ def cmd_data(args: argparse.Namespace) -> int:
     synthetic = _development("superkart_lib.development.synthetic", "data")
     from superkart_lib.contract.files import atomic_write
 
-    frame = synthetic.generate(rows=args.rows, seed=args.seed)
+    frame = synthetic.data_frame(rows=args.rows, seed=args.seed, drifted=args.next_quarter)
     with atomic_write(args.out) as f:
         frame.to_csv(f, index=False)
-    print(f"wrote {len(frame):,} synthetic rows (seed {args.seed}) to {args.out}")
+    kind = "next-quarter " if args.next_quarter else ""
+    print(f"wrote {len(frame):,} synthetic {kind}rows (seed {args.seed}) to {args.out}")
     return 0
 
 
@@ -96,7 +97,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     origin = args.data or facts["source"]  # the path stays on this machine; the manifest has its sha256
     print(f"training on {facts['rows']:,} rows from {origin} (backend {args.backend})", file=sys.stderr)
     result = train.train(frame, seed=args.seed, n_iter=args.n_iter, backend=args.backend, scheduler=args.scheduler)
-    out = write_package(result, args.out, facts)
+    out = write_package(result, args.out, facts, frame=frame)
     rounding = {"cv_r2": 4, "r2": 4, "rmse": 1, "mae": 1, "mape": 4, "fit_seconds": 2}
     print(result.zoo.round(rounding).to_string(index=False))
     for note in result.notes:
@@ -140,6 +141,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = compare.compare_formats(args.package, data=compare.read_data(args.data) if args.data else None)
     print(format_table(table))
     return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from superkart_lib.production import drift_cli
+
+    return drift_cli.cmd_drift(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -189,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=_int_at_least(1), default=REAL_ROWS, help=f"number of rows (default {REAL_ROWS})")
     p.add_argument("--seed", type=int, default=settings.SEED, help=f"random seed (default {settings.SEED})")
     p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument(
+        "--next-quarter",
+        action="store_true",
+        help="a drifted next quarter instead: prices up 18%%, a store-mix shift, more 'reg' labels",
+    )
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="compare the model zoo, tune the best, write the model package (development)")
@@ -223,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", metavar="DIR", help="model package directory")
     p.add_argument("--data", help="SuperKart CSV to predict on (default: the package's test split)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("drift", help="compare a CSV of new rows with the training inputs (PSI, KS)")
+    p.add_argument("--model", required=True, help="model package directory")
+    p.add_argument("--input", required=True, help="SuperKart CSV of new rows (target optional)")
+    p.add_argument("--html", help="also write a self-contained HTML report here")
+    p.add_argument("--json", help="also write the report as JSON here")
+    p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("serve", help="serve a model package: HTTP API and web page")
     p.add_argument("--model", required=True, help="model package directory")

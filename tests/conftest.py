@@ -83,7 +83,7 @@ def make_package(
 
     frame, own_facts = load_training_data(None, rows=rows, seed=seed)
     result = train(frame, seed=0, n_iter=0, families=[family], n_jobs=1)
-    return write_package(result, out, facts or own_facts)
+    return write_package(result, out, facts or own_facts, frame=frame)
 
 
 def flip_one_byte(path: Path) -> None:

@@ -38,6 +38,10 @@ TINY: dict[str, list[str]] = {
         "--workdir", "{tmp}/batch",
     ],
     "predict_route.py": ["--package", "{package}", "--requests", "50", "--runs", "2", "--warmup", "10"],
+    "metrics_cost.py": [
+        "--package", "{package}", "--requests", "64", "--rounds", "2", "--concurrency", "8", "--warmup", "8",
+        "--max-seconds", "30",
+    ],
     "read_deadlines.py": [
         "--package", "{package}", "--requests", "64", "--rounds", "2", "--concurrency", "8", "--warmup", "8",
         "--max-seconds", "30",
@@ -73,6 +77,14 @@ FIGURES: dict[str, list[str]] = {
         rf"^reference: handlers\.predict_json alone\s+{NUMBER}",
         rf"^control: the shipped app, a second instance\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x",
     ],
+    "metrics_cost.py": [
+        r"^server\s+conc\s+requests\s+seconds\s+req/s\s+p50 ms",
+        rf"^metrics\s+8\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        rf"^off\s+8\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
+        r"^metrics cost -?[\d.]+% of throughput at c=8 \(median of 2 runs\)$",
+        r"^/metrics counted every prediction answered: yes",
+        r"^errors in all measured runs: 0$",
+    ],
     "read_deadlines.py": [
         r"^server\s+conc\s+requests\s+seconds\s+req/s\s+p50 ms",
         rf"^deadlines\s+8\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
@@ -103,7 +115,12 @@ FIGURES: dict[str, list[str]] = {
 }
 
 #: Debian packages a script needs on PATH (nginx may live in /usr/sbin only).
-TOOLS: dict[str, list[str]] = {"serving.py": ["wrk"], "read_deadlines.py": ["wrk"], "scaling.py": ["wrk", "nginx"]}
+TOOLS: dict[str, list[str]] = {
+    "serving.py": ["wrk"],
+    "read_deadlines.py": ["wrk"],
+    "metrics_cost.py": ["wrk"],
+    "scaling.py": ["wrk", "nginx"],
+}
 #: Seconds before a script is stopped; the tiny runs take 2-40 s on a busy 2-core machine.
 TIMEOUT = {"serialization.py": 240.0}
 DEFAULT_TIMEOUT = 120.0

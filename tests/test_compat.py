@@ -192,3 +192,30 @@ def test_uvicorn_gets_the_guarded_protocol_only_where_it_was_checked(monkeypatch
         assert callable(getattr(config.http_protocol_class.__mro__[1], hook)), hook  # what the subclass extends
     monkeypatch.setattr(compat, "installed", lambda distribution: "99.0.0")
     assert http.http_protocol() == "httptools"  # unchecked: uvicorn's own protocol, keep-alive timeout only
+
+
+def test_a_histogram_takes_counts_per_bucket_only_where_it_was_checked(monkeypatch):
+    """prometheus-client's histogram internals: one increment per bucket equals observing each value."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    bounds = (1.0, 10.0)
+    values = [0.5, 1.0, 3.0, 10.0, 11.0, 99.0]
+
+    def fresh() -> tuple[CollectorRegistry, Histogram]:
+        registry = CollectorRegistry()
+        return registry, Histogram("h", "h", buckets=bounds, registry=registry)
+
+    def text(registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
+
+    one_by_one, reference = fresh()
+    for value in values:
+        reference.observe(value)
+    counted, histogram = fresh()
+    assert compat_runtime.add_to_histogram(histogram, bounds, [2, 2, 2], sum(values))
+    assert text(counted) == text(one_by_one)
+    assert not compat_runtime.add_to_histogram(histogram, (1.0, 5.0), [2, 2, 2], 1.0)  # other buckets: refused
+    monkeypatch.setattr(compat, "installed", lambda distribution: "99.0.0")
+    untouched, histogram = fresh()
+    assert not compat_runtime.add_to_histogram(histogram, bounds, [2, 2, 2], sum(values))
+    assert text(untouched) == text(fresh()[0])

@@ -197,7 +197,7 @@ def test_what_passes_verify_loads_in_serve(copy):
     manifest = json.loads((copy / mf.MANIFEST).read_text())
     minimal = {key: manifest[key] for key in ("package_version", "files", "versions")}
     (copy / mf.MANIFEST).write_text(mf.dumps(minimal))
-    assert verify_package(copy)[-1].endswith("verified: 6 files")
+    assert verify_package(copy)[-1].endswith("verified: 7 files")
     state = ModelState(copy)
     state.load()
     assert state.error is None and state.version == manifest["package_version"]

@@ -19,7 +19,7 @@ from superkart_lib.contract.errors import SuperKartError
 from superkart_lib.development import python_formats
 from superkart_lib.development.package import write_package
 from superkart_lib.production.runtime import OnnxModel
-from superkart_lib.production.verify import EXPECTED_FILES, verify_package
+from superkart_lib.production.verify import EXPECTED_FILES, OPTIONAL_FILES, verify_package
 from tests.conftest import flip_one_byte, make_package, run_cli
 
 MODEL_FILES = tuple(formats.FORMATS)
@@ -27,10 +27,12 @@ MODEL_FILES = tuple(formats.FORMATS)
 
 def test_train_leaves_the_complete_package(trained):
     out, _ = trained
-    assert sorted(p.name for p in out.iterdir()) == sorted([*EXPECTED_FILES, "manifest.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*EXPECTED_FILES, *OPTIONAL_FILES, "manifest.json"])
     result = run_cli("verify", str(out))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1].endswith(f"verified: {len(EXPECTED_FILES)} files")
+    assert (
+        result.stdout.strip().splitlines()[-1].endswith(f"verified: {len(EXPECTED_FILES) + len(OPTIONAL_FILES)} files")
+    )
     card = (out / "MODEL_CARD.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["package_version"] in card and manifest["model"]["family"] in card
@@ -74,7 +76,7 @@ def test_unexpected_and_missing_files_are_refused(package_copy):
 def test_signed_package(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERKART_SIGNING_KEY", "course-secret")
     out = make_package(tmp_path / "signed", rows=800)
-    assert verify_package(out)[-1].endswith("verified: signed, 6 files")
+    assert verify_package(out)[-1].endswith("verified: signed, 7 files")
     monkeypatch.setenv("SUPERKART_SIGNING_KEY", "another-secret")
     with pytest.raises(SuperKartError, match="signature does not match"):
         verify_package(out)

@@ -84,7 +84,7 @@ def test_verify_checks_every_file_and_says_what_it_cannot_load(production, packa
         else:  # scikit-learn objects: hash-checked, but their loaders (and version rules) need the dev install
             assert "not loadable here: needs scikit-learn" in line, line
     assert lines[-1].endswith(
-        f"verified: 6 files; {len(PYTHON_OBJECT_FILES)} format(s) hash-checked but not loadable "
+        f"verified: 7 files; {len(PYTHON_OBJECT_FILES)} format(s) hash-checked but not loadable "
         "in this environment (install superkart_lib[dev] to check their library versions too)"
     )
 

@@ -7,7 +7,8 @@ ONNX export), never silently doing something else. ``tests/test_compat.py`` has 
 
 Each module belongs to one environment, so production never imports training libraries:
 
-- :mod:`.runtime` (production): onnxruntime's session binding, starlette's multipart parser.
+- :mod:`.runtime` (production): onnxruntime's session binding, starlette's multipart parser,
+  prometheus-client's histogram buckets.
 - :mod:`.http` (production): uvicorn's httptools protocol, given read deadlines.
 - :mod:`.training` (development): scikit-learn's histogram-boosting trees and one-hot encoder
   internals, skl2onnx's tree-ensemble helpers, onnxmltools' XGBoost converter.
@@ -23,6 +24,7 @@ CHECKED: dict[str, tuple[str, str]] = {
     "onnxruntime": ("1.20", "1.32"),
     "starlette": ("0.40", "1.10"),
     "uvicorn": ("0.54", "0.54"),
+    "prometheus-client": ("0.26", "0.26"),
     "scikit-learn": ("1.6", "1.9"),
     "skl2onnx": ("1.18", "1.20"),
     "onnxmltools": ("1.13", "1.16"),

@@ -1,11 +1,12 @@
-"""Private APIs the production environment uses: onnxruntime's session binding, starlette's multipart parser.
+"""Private APIs the production environment uses: onnxruntime's session binding, starlette's multipart
+parser, prometheus-client's histogram buckets.
 
 Imports only onnxruntime and starlette (the serve extra), never a training library.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from superkart_lib.compat import checked
@@ -60,3 +61,34 @@ async def parse_multipart(headers: Any, body: bytes, spool_max_size: int) -> Any
 
     parser = parser_class(headers, stream(), max_files=1, max_fields=8)
     return await parser.parse()
+
+
+def add_to_histogram(histogram: Any, upper_bounds: Sequence[float], counts: Sequence[int], total: float) -> bool:
+    """Add observations already counted per bucket to a prometheus-client ``Histogram`` without labels.
+
+    ``Histogram.observe`` costs ~3.5 us a value in multi-process mode (two locked writes to a
+    shared file): a third of a 1,000-record batch's own time. Adding each bucket's count once
+    uses the histogram's ``_upper_bounds``, ``_buckets`` and ``_sum`` (internals). Outside the
+    checked prometheus-client versions, or when they are not as expected, nothing is added and
+    False is returned: the caller then observes each value.
+
+    ``counts[i]`` is the number of values in bucket ``i`` (the first whose upper bound is >= the
+    value; the last bucket is +Inf), ``total`` their sum.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    summed: Any = getattr(histogram, "_sum", None)
+    if not (
+        checked("prometheus-client")
+        and bounds == [*map(float, upper_bounds), float("inf")]
+        and isinstance(buckets, list)
+        and len(buckets) == len(bounds) == len(counts)
+        and all(callable(getattr(b, "inc", None)) for b in buckets)
+        and callable(getattr(summed, "inc", None))
+    ):
+        return False
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(int(count))
+    summed.inc(float(total))
+    return True

@@ -101,5 +101,5 @@ def load_or_train_package(workspace: Workspace, frame: pd.DataFrame, seed: int =
 
     if not (workspace.model_dir / MANIFEST).is_file():
         result = train(frame, seed=seed, n_iter=n_iter, zoo=load_zoo(workspace))
-        write_package(result, workspace.model_dir, data_facts(workspace.data_csv, frame))
+        write_package(result, workspace.model_dir, data_facts(workspace.data_csv, frame), frame=frame)
     return workspace.model_dir

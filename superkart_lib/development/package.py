@@ -9,12 +9,15 @@ previous package intact, and concurrent writers are safe (the last one wins).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from superkart_lib.contract import integrity, schema
 from superkart_lib.contract import manifest as mf
@@ -24,7 +27,8 @@ from superkart_lib.contract.formats import ONNX_FILE
 from superkart_lib.development import model_card, python_formats
 from superkart_lib.development.onnx_export import export_onnx
 from superkart_lib.development.settings import TEST_SIZE
-from superkart_lib.development.train import TrainResult
+from superkart_lib.development.train import TrainResult, split
+from superkart_lib.production.drift import NUMERIC, REFERENCE_STATS, reference_from_columns
 
 #: File name -> writer(model, path): the four Python-object formats and ONNX.
 WRITERS = {**python_formats.writers(), ONNX_FILE: export_onnx}
@@ -60,6 +64,20 @@ def build_manifest(result: TrainResult, files: dict[str, dict], data: dict[str, 
     }
 
 
+def reference_stats(result: TrainResult, frame: pd.DataFrame) -> dict[str, Any] | None:
+    """Drift reference statistics of the rows ``result`` was trained on (the training split of ``frame``).
+
+    None when ``frame`` is not the frame ``result`` was trained on (its split has another size):
+    no reference is better than a false one.
+    """
+    inputs = split(frame, seed=result.seed).X_train
+    if len(inputs) != result.train_rows:
+        return None
+    return reference_from_columns(
+        {name: inputs[name].to_numpy(dtype="float64" if name in NUMERIC else object) for name in inputs.columns}
+    )
+
+
 def _absolute(out: str | Path) -> Path:
     # "." or "a/.." has no name to version; the package is named after the directory it means.
     return Path(os.path.abspath(out))
@@ -82,7 +100,9 @@ def prepare_destination(out: str | Path) -> None:
         raise write_failure(out, exc) from None
 
 
-def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) -> Path:
+def write_package(
+    result: TrainResult, out: str | Path, data: dict[str, Any], frame: pd.DataFrame | None = None
+) -> Path:
     """Write the package for ``result`` and make ``out`` point at it, atomically.
 
     Parameters
@@ -95,6 +115,9 @@ def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) ->
         :data:`~superkart_lib.contract.package_dir.KEEP_VERSIONS` versions are kept.
     data : dict
         Training-data facts for the manifest: ``sha256``, ``rows`` and ``source``.
+    frame : pandas.DataFrame, optional
+        The validated frame ``result`` was trained on, for the drift reference statistics
+        (``reference_stats.json``); without it the package has none (``superkart drift`` says so).
 
     Returns
     -------
@@ -118,6 +141,10 @@ def write_package(result: TrainResult, out: str | Path, data: dict[str, Any]) ->
         for name, write in WRITERS.items():
             write(result.model, staging / name)
             files[name] = mf.file_entry(staging / name)
+        stats = reference_stats(result, frame) if frame is not None else None
+        if stats is not None:
+            (staging / REFERENCE_STATS).write_text(json.dumps(stats) + "\n", encoding="utf-8")
+            files[REFERENCE_STATS] = mf.file_entry(staging / REFERENCE_STATS)
         manifest = build_manifest(result, files, data)
         # The card is rendered from the manifest, then listed in it, so both are covered by the sha256s.
         (staging / mf.CARD).write_text(model_card.render(manifest), encoding="utf-8")

@@ -154,3 +154,73 @@ def generate(rows: int = REAL_ROWS, seed: int = 0) -> pd.DataFrame:
         }
     )
     return frame.astype({c.name: c.dtype for c in schema.COLUMNS})[list(schema.ALL_COLUMNS)]
+
+
+# --- the next quarter: the same generator, three things changed -----------------------
+
+#: Prices up 18% across the board.
+NEXT_QUARTER_PRICE = 1.18
+#: Half of OUT004's rows move to OUT002: a store-mix shift (OUT002 differs from OUT004 in every attribute).
+NEXT_QUARTER_STORES = ("OUT004", "OUT002", 0.5)
+#: A till update writes 'reg' for 60% of Regular labels. The schema lists 'reg' (cleaning maps it to
+#: Regular), so the file stays valid and the model sees the same thing: raw drift the pipeline absorbs.
+NEXT_QUARTER_REG = 0.6
+#: The new quarter's rows are drawn with ``seed + 1`` (new products, not the training rows shifted).
+NEXT_QUARTER_SEED_OFFSET = 1
+
+
+def next_quarter_drifted() -> tuple[str, ...]:
+    """The input columns :func:`next_quarter` shifts, in schema order (the store attributes that differ)."""
+    old, new, _ = NEXT_QUARTER_STORES
+    a, b = schema.STORES[old], schema.STORES[new]
+    moved = {"Store_Id"} | {c for c, attr in schema.STORE_ATTRIBUTES.items() if getattr(a, attr) != getattr(b, attr)}
+    changed = moved | {"Product_MRP", "Product_Sugar_Content"}
+    return tuple(c for c in schema.FEATURE_COLUMNS if c in changed)
+
+
+def next_quarter(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """A drifted copy of synthetic rows: prices up, a store-mix shift, more ``reg`` spellings.
+
+    Weight, allocated area and product type keep their distribution. Moved rows take the new
+    store's attributes and its sales level (their sales z-score is kept); sales are not raised
+    with prices, so a model trained last quarter is also wrong about the target.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame of shape (rows, 12)
+        Rows as :func:`generate` makes them.
+    seed : int
+        Seed of the random choices (which rows move store, which labels change).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (rows, 12)
+        Same columns and dtypes; valid against the schema.
+    """
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    out["Product_MRP"] = np.round(out["Product_MRP"].to_numpy() * NEXT_QUARTER_PRICE, 2)
+
+    old, new, share = NEXT_QUARTER_STORES
+    where = np.flatnonzero(out["Store_Id"].to_numpy() == old)
+    moved = rng.choice(where, size=round(share * len(where)), replace=False)
+    (old_mean, old_sd, *_), (new_mean, new_sd, *_) = STORE_PROFILE[old], STORE_PROFILE[new]
+    sales = out[schema.TARGET].to_numpy(copy=True)
+    sales[moved] = np.clip(new_mean + new_sd * (sales[moved] - old_mean) / old_sd, *SALES_RANGE).round(2)
+    out[schema.TARGET] = sales
+    out.loc[out.index[moved], "Store_Id"] = new
+    for column, attribute in schema.STORE_ATTRIBUTES.items():
+        out.loc[out.index[moved], column] = getattr(schema.STORES[new], attribute)
+
+    sugar = out["Product_Sugar_Content"].to_numpy(copy=True)
+    regular = np.flatnonzero(sugar == "Regular")
+    sugar[rng.choice(regular, size=round(NEXT_QUARTER_REG * len(regular)), replace=False)] = "reg"
+    out["Product_Sugar_Content"] = sugar
+    return out.astype({c.name: c.dtype for c in schema.COLUMNS})
+
+
+def data_frame(rows: int = REAL_ROWS, seed: int = 0, drifted: bool = False) -> pd.DataFrame:
+    """What ``superkart data`` writes: :func:`generate`, or with ``drifted`` the next quarter (:func:`next_quarter`)."""
+    if not drifted:
+        return generate(rows, seed)
+    return next_quarter(generate(rows, seed + NEXT_QUARTER_SEED_OFFSET), seed)

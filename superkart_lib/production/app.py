@@ -12,6 +12,8 @@ Endpoints (all documented in ``/openapi.json``):
   JSON, or with ``Accept: text/csv`` the uploaded rows plus a ``prediction`` column.
 - ``GET /v1/model`` (the manifest), ``GET /v1/schema`` (schema, store table, limits),
   ``GET /healthz`` (alive), ``GET /readyz`` (503 until verified, loaded and warmed), ``GET /``.
+- ``GET /metrics``: Prometheus text (:mod:`.metrics`), left out of ``/openapi.json`` as an
+  operator's route, not the API's; absent with ``SUPERKART_METRICS=off``.
 
 Errors are ``{"detail": str, "errors": [{"message", "field", "record", "row", "line"}]}``:
 400 malformed JSON, CSV or multipart; 413 body size or CSV row count over its limit; 415 wrong
@@ -39,7 +41,7 @@ from starlette.staticfiles import StaticFiles
 from superkart_lib import __version__
 from superkart_lib.contract import limits, schema
 from superkart_lib.contract.errors import FieldError, RequestError
-from superkart_lib.production import csv_upload, openapi
+from superkart_lib.production import csv_upload, metrics, openapi
 from superkart_lib.production import handlers as h
 from superkart_lib.production import record_validation as records
 
@@ -63,12 +65,14 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(h.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
-def _score_upload(model: Any, data: bytes, as_csv: bool, version: str) -> Response:
+def _score_upload(model: Any, data: bytes, as_csv: bool, version: str, record: bool) -> Response:
     """The answer to an uploaded CSV; the parsed rows are freed, and their memory released, before it returns."""
 
     def answer() -> Response:
         table = csv_upload.parse_csv(data)
         predictions = h.predict_batch(model, table.records)
+        if record:
+            metrics.predictions(predictions)
         if as_csv:
             return h.csv_answer(table, predictions, version)
         return _json({"predictions": predictions, "model_version": version})
@@ -103,6 +107,7 @@ def create_app(package_dir: str | Path) -> FastAPI:
         503 until the package is verified, loaded and warmed.
     """
     state = h.ModelState(Path(package_dir))
+    record = metrics.enabled()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +115,13 @@ def create_app(package_dir: str | Path) -> FastAPI:
         # started, so a (re)started worker never takes a request its sibling could have answered.
         # A package that fails to load still starts the server, which then says why on /readyz.
         await to_thread.run_sync(state.load)
-        yield
+        if record:
+            metrics.model_loaded(state.version, state.model is not None)
+        try:
+            yield
+        finally:
+            if record:
+                metrics.process_exited()
 
     app = FastAPI(
         title="SuperKart sales prediction API",
@@ -126,9 +137,20 @@ def create_app(package_dir: str | Path) -> FastAPI:
     app.state.model = state
     _register_handlers(app)
     # First in the routing table: the hottest route is matched before any other is tried.
-    app.router.routes.insert(0, Route("/v1/predict", h.PredictEndpoint(state), methods=["POST"], name="predict"))
-    _register_csv_route(app, state)
+    app.router.routes.insert(
+        0, Route("/v1/predict", h.PredictEndpoint(state, record), methods=["POST"], name="predict")
+    )
+    _register_csv_route(app, state, record)
     _register_info_routes(app, state, h.dumps(_schema_info()))
+    if record:
+
+        @_get(app, "/metrics", include_in_schema=False)
+        async def metrics_text() -> Response:
+            return Response(await to_thread.run_sync(metrics.exposition), media_type=metrics.CONTENT_TYPE)
+
+        # Inside the server-error middleware and outside the exception handlers: it sees every
+        # answer, errors included. Added last: its table of routes is made from all of them.
+        app.add_middleware(metrics.MetricsMiddleware, routes=app.routes)
     openapi.install_openapi(app, documented=[_predict_documentation()])
     return app
 
@@ -168,7 +190,7 @@ def _predict_documentation() -> APIRoute:
     )
 
 
-def _register_csv_route(app: FastAPI, state: h.ModelState) -> None:
+def _register_csv_route(app: FastAPI, state: h.ModelState, record: bool) -> None:
     uploads = h.UploadSlots()
 
     @app.post(
@@ -188,7 +210,12 @@ def _register_csv_route(app: FastAPI, state: h.ModelState) -> None:
             data = await h.uploaded_file(request, await h.read_upload(request))
             # Up to MAX_CSV_ROWS rows: parse, predict and answer off the event loop so other requests flow.
             as_csv = "text/csv" in request.headers.get("accept", "")
-            return await run_in_threadpool(_score_upload, model, data, as_csv, state.version)
+            try:
+                return await run_in_threadpool(_score_upload, model, data, as_csv, state.version, record)
+            except RequestError as exc:
+                if record:
+                    metrics.refused(exc)
+                raise
 
 
 def _get(app: FastAPI, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:

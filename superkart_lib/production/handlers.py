@@ -5,7 +5,8 @@ functions: ``POST /v1/predict`` costs one body read, one
 :func:`~.record_validation.parse_json_request`, one ``OnnxModel.predict`` and one ``json.dumps``.
 Its endpoint, :class:`PredictEndpoint`, is a plain ASGI app mounted as an ordinary route: it
 goes through the middleware and the router like every route, but builds no ``Request`` and
-runs no FastAPI dependency machinery. Standard library, starlette and the contract only.
+runs no FastAPI dependency machinery. Standard library, starlette, prometheus-client (through
+:mod:`.metrics`) and the contract only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from starlette.responses import Response
 from superkart_lib.compat.runtime import parse_multipart
 from superkart_lib.contract.errors import DataError, FieldError, RequestError, SuperKartError
 from superkart_lib.contract.limits import MAX_CSV_BYTES, MAX_JSON_BYTES, MAX_UPLOADS_IN_FLIGHT, MULTIPART_SLACK
-from superkart_lib.production import csv_files, csv_upload
+from superkart_lib.production import csv_files, csv_upload, metrics
 from superkart_lib.production import record_validation as records
 
 log = logging.getLogger("superkart.serve")
@@ -122,17 +123,22 @@ def predict_batch(model: Any, batch: Any) -> list[float]:
         raise fail(422, str(exc)) from None
 
 
-def predict_json(state: ModelState, content_type: str, body: bytes) -> tuple[int, bytes]:
-    """Status and JSON body answering ``POST /v1/predict``."""
+def predict_json(state: ModelState, content_type: str, body: bytes, record: bool = False) -> tuple[int, bytes]:
+    """Status and JSON body answering ``POST /v1/predict``; ``record`` counts its predictions or refusal."""
     try:
         if content_type != "application/json":
             raise fail(415, "send Content-Type: application/json")
         model = state.require_model()
         batch, is_batch = records.parse_json_request(body)
+        predictions = predict_batch(model, batch if is_batch else batch[0])
+        if record:
+            metrics.predictions(predictions)
         if is_batch:
-            return 200, dumps({"predictions": predict_batch(model, batch), "model_version": state.version})
-        return 200, dumps({"prediction": predict_batch(model, batch[0])[0], "model_version": state.version})
+            return 200, dumps({"predictions": predictions, "model_version": state.version})
+        return 200, dumps({"prediction": predictions[0], "model_version": state.version})
     except RequestError as exc:
+        if record:
+            metrics.refused(exc)
         return exc.status, error_body(exc.errors)
 
 
@@ -143,8 +149,9 @@ class PredictEndpoint:
     answered here as JSON; anything unexpected is logged and answered 500 without a traceback.
     """
 
-    def __init__(self, state: ModelState):
+    def __init__(self, state: ModelState, record: bool = False):
         self.state = state
+        self.record = record
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         content_type, declared = "", ""
@@ -157,8 +164,8 @@ class PredictEndpoint:
             body = await read_body(receive, declared, MAX_JSON_BYTES) if content_type == "application/json" else b""
             if body is None:
                 return  # the client went away
-            status, content = predict_json(self.state, content_type, body)
-        except RequestError as exc:
+            status, content = predict_json(self.state, content_type, body, self.record)
+        except RequestError as exc:  # the body refused before it was read (413)
             status, content = exc.status, error_body(exc.errors)
         except Exception:  # never a traceback to the client
             log.exception("POST /v1/predict failed")

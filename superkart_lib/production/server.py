@@ -12,14 +12,19 @@ What keeps a worker healthy whatever its clients do (each is a setting below, te
 - a worker does not accept connections until its model is verified, loaded and warm;
 - workers stop (gracefully, within :data:`GRACE_PERIOD` s) when their supervisor dies, so the
   port is free for a restart.
+
+Several workers share their Prometheus metrics through files in one directory
+(:func:`metrics_directory`), emptied at every start so counters begin at zero.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ from superkart_lib.contract.errors import SuperKartError
 MODEL_ENV = "SUPERKART_MODEL_DIR"
 #: Environment variable holding the supervisor's pid: a worker that outlives it stops.
 SUPERVISOR_ENV = "SUPERKART_SUPERVISOR_PID"
+#: prometheus-client's directory for several processes' metrics; read when it is first imported.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: ``module:factory`` of the app, for uvicorn and process managers.
 APP_FACTORY = "superkart_lib.production.server:app_from_env"
 DEFAULT_HOST = "127.0.0.1"
@@ -73,6 +80,35 @@ def stop_with_parent(parent: int, interval: float = 0.2) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="superkart-parent-watch", daemon=True).start()
+
+
+def metrics_directory(workers: int) -> tuple[str | None, bool]:
+    """Prepare the directory where workers keep their metrics; set it in the environment for them.
+
+    prometheus-client's multi-process mode: the operator's ``PROMETHEUS_MULTIPROC_DIR`` if set,
+    else, with several workers, a fresh temporary directory; one worker alone keeps its metrics in
+    memory (``None``). The operator's directory is emptied of metric files first, as the library
+    requires: files left by a previous run would add its counts to this one's.
+
+    Returns
+    -------
+    directory : str or None
+        The directory, or None for in-memory metrics.
+    temporary : bool
+        Whether the directory was made here (and is removed when the server stops).
+    """
+    directory = os.environ.get(METRICS_DIR_ENV)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+        return directory, False
+    if workers <= 1:
+        return None, False
+    directory = tempfile.mkdtemp(prefix="superkart-metrics-")
+    os.environ[METRICS_DIR_ENV] = directory
+    return directory, True
 
 
 def _raise_open_files_limit() -> None:
@@ -122,16 +158,21 @@ def run_server(
     os.environ[http.BODY_TIMEOUT_ENV] = str(body_timeout)
     if workers > 1:
         os.environ[SUPERVISOR_ENV] = str(os.getpid())
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-        http=http.http_protocol(),
-        timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-        limit_concurrency=limits.MAX_CONNECTIONS,
-        timeout_graceful_shutdown=GRACE_PERIOD,
-    )
+    metrics_dir, temporary = metrics_directory(workers)
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+            http=http.http_protocol(),
+            timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
+            limit_concurrency=limits.MAX_CONNECTIONS,
+            timeout_graceful_shutdown=GRACE_PERIOD,
+        )
+    finally:
+        if temporary and metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -16,9 +16,12 @@ from superkart_lib.contract import integrity
 from superkart_lib.contract import manifest as mf
 from superkart_lib.contract.errors import IntegrityError, VersionSkewWarning
 from superkart_lib.contract.formats import FORMATS, verify
+from superkart_lib.production.drift import REFERENCE_STATS
 
 #: Every file a complete package holds besides the manifest.
 EXPECTED_FILES: tuple[str, ...] = (*FORMATS, mf.CARD)
+#: Files a package may hold: checked like the others when listed, but packages written before them still verify.
+OPTIONAL_FILES: tuple[str, ...] = (REFERENCE_STATS,)
 
 
 def verify_package(package_dir: str | Path) -> list[str]:
@@ -70,6 +73,7 @@ def verify_package(package_dir: str | Path) -> list[str]:
             if missing:
                 unloadable.append(name)
     lines += [f"warning: {w.message}" for w in caught if issubclass(w.category, VersionSkewWarning)]
+    lines += [f"note: no {name} (a package from an earlier release)" for name in OPTIONAL_FILES if name not in listed]
     signed = "signed, " if integrity.SIGNATURE_FIELD in manifest else ""
     last = f"package {manifest['package_version']} verified: {signed}{len(listed)} files"
     if unloadable:
