@@ -26,19 +26,16 @@ from pathlib import Path
 
 from serving import (
     Server,
-    add_common_options,
+    add_pair_options,
     find_tool,
     load_note,
     median_runs,
-    note,
     package_for,
+    paired_rounds,
     results_table,
-    run_wrk,
     sample_record,
     start_process,
     stopped_on_exit,
-    wait_superkart,
-    wait_until_idle,
 )
 
 from superkart_lib.compat.http import GUARDED_HTTP
@@ -64,32 +61,16 @@ def start(name: str, package: Path, workers: int, logs: Path) -> Server:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_options(parser, warmup_per="server", max_seconds=120.0)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes of each server (default 1)")
-    parser.add_argument("--requests", type=int, default=20_000, help="requests per run (default 20,000)")
-    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
-    parser.add_argument("--rounds", type=int, default=5, help="runs per server; the median is reported (default 5)")
+    add_pair_options(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     find_tool("wrk", "wrk")
     print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
     body = json.dumps(sample_record()).encode()
-    runs: dict[str, list] = {name: [] for name in PROTOCOLS}
     with tempfile.TemporaryDirectory(prefix="superkart-deadlines-") as tmp, stopped_on_exit() as servers:
         package = package_for(args, Path(tmp))
         servers.extend(start(name, package, args.workers, Path(tmp)) for name in PROTOCOLS)
-        for server in servers:
-            wait_superkart(server)
-            run_wrk(server.name, server.url, body, args.warmup, min(8, args.warmup), 1, args.max_seconds, args.timeout)
-        for round_ in range(args.rounds):
-            for server in servers if round_ % 2 == 0 else servers[::-1]:
-                wait_until_idle(servers)
-                result = run_wrk(
-                    server.name, server.url, body, args.requests, args.concurrency,
-                    args.wrk_threads, args.max_seconds, args.timeout,
-                )  # fmt: skip
-                runs[server.name].append(result)
-                note(f"{server.name:<10} round {round_ + 1}: {result.rps:,.0f} req/s")
+        runs = paired_rounds(servers, body, args)
     results = [median_runs(runs[name]) for name in PROTOCOLS]
     print(results_table(results))
     guarded, plain = results

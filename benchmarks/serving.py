@@ -549,6 +549,36 @@ def benchmark(args: argparse.Namespace, package: Path, logs: Path) -> tuple[list
     return results, ok
 
 
+def add_pair_options(parser: argparse.ArgumentParser) -> None:
+    """Options of a two-server comparison (``read_deadlines.py``, ``metrics_cost.py``)."""
+    add_common_options(parser, warmup_per="server", max_seconds=120.0)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of each server (default 1)")
+    parser.add_argument("--requests", type=int, default=20_000, help="requests per run (default 20,000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per server; the median is reported (default 5)")
+
+
+def paired_rounds(servers: list[Server], body: bytes, args: argparse.Namespace) -> dict[str, list[LoadResult]]:
+    """Warm each server, then ``args.rounds`` runs of each under the same wrk client, the order alternating.
+
+    Both servers are idle before every run, so one's queued work never lands in the other's figures.
+    """
+    for server in servers:
+        wait_superkart(server)
+        run_wrk(server.name, server.url, body, args.warmup, min(8, args.warmup), 1, args.max_seconds, args.timeout)
+    runs: dict[str, list[LoadResult]] = {server.name: [] for server in servers}
+    for round_ in range(args.rounds):
+        for server in servers if round_ % 2 == 0 else servers[::-1]:
+            wait_until_idle(servers)
+            result = run_wrk(
+                server.name, server.url, body, args.requests, args.concurrency,
+                args.wrk_threads, args.max_seconds, args.timeout,
+            )  # fmt: skip
+            runs[server.name].append(result)
+            note(f"{server.name:<10} round {round_ + 1}: {result.rps:,.0f} req/s")
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_options(parser, warmup_per="server", max_seconds=300.0)

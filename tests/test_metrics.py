@@ -8,6 +8,7 @@ prediction histogram equals ``observe``, and ``SUPERKART_METRICS=off`` removes i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -16,11 +17,11 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -126,16 +127,28 @@ def test_two_workers_metrics_add_up_to_the_requests_sent(small_package, tmp_path
     assert not [name for name in leftovers if name.startswith("gauge_live")], leftovers  # workers marked dead
 
 
+def answer(app: Any, calls: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
+    """The app's answers to ``calls`` (method, path, httpx options), in order, through its ASGI interface."""
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            return [await client.request(method, path, **options) for method, path, options in calls]
+
+    return asyncio.run(run())
+
+
 def test_the_hot_route_goes_through_the_middleware(small_package):
     from superkart_lib.production.app import create_app
 
-    record = records.example_record()
-    with TestClient(create_app(small_package)) as client:
-        before = parse(client.get("/metrics").text)
-        assert client.post("/v1/predict", json=record).status_code == 200
-        assert client.post("/v1/predict", content=b"{", headers={"content-type": "application/json"}).status_code == 400
-        after = parse(client.get("/metrics").text)
-        assert "/metrics" not in json.dumps(client.get("/openapi.json").json()["paths"])
+    app = create_app(small_package)
+    app.state.model.load()  # httpx's ASGI transport runs no lifespan
+    bad = {"content": b"{", "headers": {"content-type": "application/json"}}
+    calls = [("GET", "/metrics", {}), ("POST", "/v1/predict", {"json": records.example_record()})]
+    calls += [("POST", "/v1/predict", bad), ("GET", "/metrics", {}), ("GET", "/openapi.json", {})]
+    first, good, malformed, last, document = answer(app, calls)
+    assert (good.status_code, malformed.status_code) == (200, 400)
+    before, after = parse(first.text), parse(last.text)
+    assert "/metrics" not in json.dumps(document.json()["paths"])
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -155,9 +168,11 @@ def test_metrics_off_leaves_no_route_and_counts_nothing(small_package, monkeypat
     app = create_app(small_package)
     assert not any(m.cls is metrics.MetricsMiddleware for m in app.user_middleware)
     before = metrics.ROWS._value.get()
-    with TestClient(app) as client:
-        assert client.post("/v1/predict", json=records.example_record()).status_code == 200
-        assert client.get("/metrics").status_code == 404
+    app.state.model.load()
+    predicted, scraped = answer(
+        app, [("POST", "/v1/predict", {"json": records.example_record()}), ("GET", "/metrics", {})]
+    )
+    assert (predicted.status_code, scraped.status_code) == (200, 404)
     assert metrics.ROWS._value.get() == before
 
 
