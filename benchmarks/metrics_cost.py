@@ -18,11 +18,8 @@ request sent. Without ``--package`` a small package is trained first (~1 minute)
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,15 +27,9 @@ from pathlib import Path
 from serving import (
     Server,
     add_pair_options,
-    find_tool,
+    compare_pair,
     load_note,
-    median_runs,
-    package_for,
-    paired_rounds,
-    results_table,
-    sample_record,
     start_process,
-    stopped_on_exit,
 )
 
 from superkart_lib.compat import http
@@ -90,19 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     add_pair_options(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    find_tool("wrk", "wrk")
-    print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
-    body = json.dumps(sample_record()).encode()
-    with tempfile.TemporaryDirectory(prefix="superkart-metrics-") as tmp, stopped_on_exit() as servers:
-        package = package_for(args, Path(tmp))
-        servers.extend(start(name, package, args.workers, Path(tmp)) for name in SERVERS)
-        runs = paired_rounds(servers, body, args)
-        counted = counted_predictions(servers[0].url)
-    results = [median_runs(runs[name]) for name in SERVERS]
-    print(results_table(results))
-    with_metrics, without = results
-    cost = 1 - with_metrics.rps / without.rps if without.rps else 0.0
-    print(f"metrics cost {cost:.1%} of throughput at c={args.concurrency} (median of {args.rounds} runs)")
+    runs, counted = compare_pair(args, SERVERS, start, "metrics", inspect=lambda s: counted_predictions(s.url))
     sent = sum(r.requests - r.errors for r in runs["metrics"])
     verdict = "yes" if counted >= sent else "NO"
     print(f"/metrics counted every prediction answered: {verdict} ({counted:,} counted, {sent:,} measured + warm-up)")

@@ -6,8 +6,8 @@ Usage::
 
 Two servers run at once on free 127.0.0.1 ports, identical but for uvicorn's ``http`` setting:
 ``superkart_lib.compat.http:GuardedHttpProtocol`` (what ``superkart serve`` uses: a deadline for
-each request's head and body, armed and cancelled per request) and plain ``httptools`` (the
-baseline). Both serve the same package through the same app factory with the same limits. They
+each request's head and body, armed when a read leaves a request incomplete) and plain
+``httptools`` (the baseline). Both serve the same package through the same app factory with the same limits. They
 take turns under the same ``wrk`` client (one-record ``POST /v1/predict``, keep-alive connections,
 a fixed number of requests); each cell is the median of ``--rounds`` runs, the order alternating
 between rounds. Without ``--package`` a small package is trained first (~1 minute).
@@ -16,26 +16,17 @@ between rounds. Without ``--package`` a small package is trained first (~1 minut
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from serving import (
     Server,
     add_pair_options,
-    find_tool,
+    compare_pair,
     load_note,
-    median_runs,
-    package_for,
-    paired_rounds,
-    results_table,
-    sample_record,
     start_process,
-    stopped_on_exit,
 )
 
 from superkart_lib.compat.http import GUARDED_HTTP
@@ -64,18 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     add_pair_options(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    find_tool("wrk", "wrk")
-    print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
-    body = json.dumps(sample_record()).encode()
-    with tempfile.TemporaryDirectory(prefix="superkart-deadlines-") as tmp, stopped_on_exit() as servers:
-        package = package_for(args, Path(tmp))
-        servers.extend(start(name, package, args.workers, Path(tmp)) for name in PROTOCOLS)
-        runs = paired_rounds(servers, body, args)
-    results = [median_runs(runs[name]) for name in PROTOCOLS]
-    print(results_table(results))
-    guarded, plain = results
-    cost = 1 - guarded.rps / plain.rps if plain.rps else 0.0
-    print(f"read deadlines cost {cost:.1%} of throughput at c={args.concurrency} (median of {args.rounds} runs)")
+    runs, _ = compare_pair(args, list(PROTOCOLS), start, "read deadlines")
     print(f"errors in all measured runs: {sum(r.errors for rs in runs.values() for r in rs)}")
     print(f"took {time.perf_counter() - started:.0f} s; after: {load_note()}")
     return 0

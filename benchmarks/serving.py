@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -577,6 +577,36 @@ def paired_rounds(servers: list[Server], body: bytes, args: argparse.Namespace) 
             runs[server.name].append(result)
             note(f"{server.name:<10} round {round_ + 1}: {result.rps:,.0f} req/s")
     return runs
+
+
+def compare_pair(
+    args: argparse.Namespace,
+    names: Sequence[str],
+    start: Callable[[str, Path, int, Path], Server],
+    what: str,
+    inspect: Callable[[Server], Any] | None = None,
+) -> tuple[dict[str, list[LoadResult]], Any]:
+    """A two-server comparison from start to end; the first of ``names`` is measured against the second.
+
+    Prints the machine, then (after :func:`paired_rounds`) the table of medians and what the first
+    costs in throughput against the second, as ``"{what} cost ..."``. ``start(name, package,
+    workers, logs)`` starts one server; ``inspect`` is called with the first server before the
+    servers stop. Returns every run per server and what ``inspect`` returned.
+    """
+    find_tool("wrk", "wrk")
+    print(f"python {platform.python_version()} on {platform.platform()}; before: {load_note()}")
+    body = json.dumps(sample_record()).encode()
+    with tempfile.TemporaryDirectory(prefix="superkart-pair-") as tmp, stopped_on_exit() as servers:
+        package = package_for(args, Path(tmp))
+        servers.extend(start(name, package, args.workers, Path(tmp)) for name in names)
+        runs = paired_rounds(servers, body, args)
+        seen = inspect(servers[0]) if inspect else None
+    results = [median_runs(runs[name]) for name in names]
+    print(results_table(results))
+    measured, baseline = results
+    cost = 1 - measured.rps / baseline.rps if baseline.rps else 0.0
+    print(f"{what} cost {cost:.1%} of throughput at c={args.concurrency} (median of {args.rounds} runs)")
+    return runs, seen
 
 
 def main(argv: list[str] | None = None) -> int:

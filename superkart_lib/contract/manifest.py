@@ -25,6 +25,8 @@ FORMAT_VERSION = 1
 MANIFEST_SIZE_LIMIT = 1 << 20
 #: The model card, rendered from the manifest and listed in it.
 CARD = "MODEL_CARD.md"
+#: The training inputs' statistics that drift is measured against (optional: older packages lack it).
+REFERENCE_STATS = "reference_stats.json"
 
 #: Distributions whose versions the manifest records: every library an artifact's loading or
 #: predictions can depend on, plus this one.

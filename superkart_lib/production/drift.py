@@ -35,7 +35,7 @@ from superkart_lib.contract import manifest as mf
 from superkart_lib.contract.errors import SuperKartError
 
 #: The package file holding the reference statistics (optional: older packages lack it).
-REFERENCE_STATS = "reference_stats.json"
+REFERENCE_STATS = mf.REFERENCE_STATS
 STATS_FORMAT = 1
 #: Quantile bins per numeric column (deciles); fewer when values tie (a year, a store's size).
 BINS = 10

@@ -16,12 +16,11 @@ from superkart_lib.contract import integrity
 from superkart_lib.contract import manifest as mf
 from superkart_lib.contract.errors import IntegrityError, VersionSkewWarning
 from superkart_lib.contract.formats import FORMATS, verify
-from superkart_lib.production.drift import REFERENCE_STATS
 
 #: Every file a complete package holds besides the manifest.
 EXPECTED_FILES: tuple[str, ...] = (*FORMATS, mf.CARD)
 #: Files a package may hold: checked like the others when listed, but packages written before them still verify.
-OPTIONAL_FILES: tuple[str, ...] = (REFERENCE_STATS,)
+OPTIONAL_FILES: tuple[str, ...] = (mf.REFERENCE_STATS,)
 
 
 def verify_package(package_dir: str | Path) -> list[str]:
