@@ -132,7 +132,7 @@ class ServerProcess:
     Parameters
     ----------
     package_dir : path
-        The model package to serve.
+        The model package to serve (with ``registry``, the registry directory).
     workers : int
         Uvicorn worker processes, one ONNX session each.
     timeout : float
@@ -144,6 +144,8 @@ class ServerProcess:
         would: no package check before listening, the model loads (or fails) in the background.
     ready_path : str
         The route that must answer 200 before the server counts as started (``/healthz``: listening).
+    registry : bool
+        Serve the registry ``package_dir``'s current version and follow it (``superkart serve --registry``).
     """
 
     def __init__(
@@ -155,6 +157,7 @@ class ServerProcess:
         log: str | Path | None = None,
         factory: bool = False,
         ready_path: str = "/readyz",
+        registry: bool = False,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -166,7 +169,8 @@ class ServerProcess:
             command = [sys.executable, "-m", "uvicorn", "--factory", APP_FACTORY]
             command += ["--host", "127.0.0.1"]
         else:
-            command = [sys.executable, "-m", "superkart_lib.cli", "serve", "--model", str(package_dir)]
+            source = "--registry" if registry else "--model"
+            command = [sys.executable, "-m", "superkart_lib.cli", "serve", source, str(package_dir)]
         command += ["--port", str(self.port), "--workers", str(workers)]
         self._own_log = log is None
         if log is None:

@@ -11,6 +11,7 @@ Endpoints (all documented in ``/openapi.json``):
 - ``POST /v1/predict/csv``: ``multipart/form-data`` with the CSV in field ``file`` -> the batch
   JSON, or with ``Accept: text/csv`` the uploaded rows plus a ``prediction`` column.
 - ``GET /v1/model`` (the manifest), ``GET /v1/schema`` (schema, store table, limits),
+  ``GET /v1/drift`` (PSI and KS of the last records this worker served against the training inputs),
   ``GET /healthz`` (alive), ``GET /readyz`` (503 until verified, loaded and warmed), ``GET /``.
 - ``GET /metrics``: Prometheus text (:mod:`.metrics`), left out of ``/openapi.json`` as an
   operator's route, not the API's; absent with ``SUPERKART_METRICS=off``.
@@ -44,6 +45,7 @@ from superkart_lib.contract.errors import FieldError, RequestError
 from superkart_lib.production import csv_upload, metrics, openapi
 from superkart_lib.production import handlers as h
 from superkart_lib.production import record_validation as records
+from superkart_lib.production.model_state import DRIFT_WINDOW, LinkFollower, Loaded, ModelState
 
 Endpoint = Callable[[], Awaitable[Response]]
 WEB_DIR = Path(__file__).with_name("web")
@@ -83,6 +85,18 @@ def _score_upload(model: Any, data: bytes, as_csv: bool, version: str, record: b
         h.release_memory()
 
 
+def _served_drift(loaded: Loaded, recent: list[dict[str, Any]]) -> dict[str, Any]:
+    """The drift report of ``recent`` records against ``loaded``'s reference (this worker's window)."""
+    from superkart_lib.production.drift import DriftWindow
+
+    head = {"model_version": loaded.version, "window": DRIFT_WINDOW}
+    if not recent:
+        return {**head, "rows": 0, "verdict": "no data", "columns": []}
+    window = DriftWindow(loaded.reference or {})
+    window.add_records(recent)
+    return {**head, **window.report().as_dict()}
+
+
 def _schema_info() -> dict[str, Any]:
     return {
         **schema.as_dict(),
@@ -92,22 +106,26 @@ def _schema_info() -> dict[str, Any]:
     }
 
 
-def create_app(package_dir: str | Path) -> FastAPI:
+def create_app(package_dir: str | Path, follow: bool = False) -> FastAPI:
     """The API and web page for one model package, loaded (off the event loop) at startup.
 
     Parameters
     ----------
     package_dir : str or Path
-        A model package directory (``manifest.json`` and ``model.onnx``).
+        A model package directory (``manifest.json`` and ``model.onnx``), or a link to one.
+    follow : bool
+        Keep watching the link ``package_dir`` (a registry's ``current``) and swap to each
+        version it comes to point at, verified and warmed first (:class:`~.model_state.LinkFollower`).
 
     Returns
     -------
     FastAPI
-        The app; ``app.state.model`` is its :class:`~.handlers.ModelState`. ``/readyz`` answers
+        The app; ``app.state.model`` is its :class:`~.model_state.ModelState`. ``/readyz`` answers
         503 until the package is verified, loaded and warmed.
     """
-    state = h.ModelState(Path(package_dir))
+    state = ModelState(Path(package_dir))
     record = metrics.enabled()
+    follower = LinkFollower(state, on_load=metrics.model_loaded if record else None) if follow else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,9 +135,13 @@ def create_app(package_dir: str | Path) -> FastAPI:
         await to_thread.run_sync(state.load)
         if record:
             metrics.model_loaded(state.version, state.model is not None)
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             if record:
                 metrics.process_exited()
 
@@ -135,6 +157,7 @@ def create_app(package_dir: str | Path) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.model = state
+    app.state.follower = follower
     _register_handlers(app)
     # First in the routing table: the hottest route is matched before any other is tried.
     app.router.routes.insert(
@@ -190,7 +213,7 @@ def _predict_documentation() -> APIRoute:
     )
 
 
-def _register_csv_route(app: FastAPI, state: h.ModelState, record: bool) -> None:
+def _register_csv_route(app: FastAPI, state: ModelState, record: bool) -> None:
     uploads = h.UploadSlots()
 
     @app.post(
@@ -205,13 +228,13 @@ def _register_csv_route(app: FastAPI, state: h.ModelState, record: bool) -> None
     )
     async def predict_csv(request: Request) -> Response:
         h.require_multipart(request)
-        model = state.require_model()
+        loaded = state.require()  # the upload is answered by the model of this moment, swap or not
         with uploads.claim():
             data = await h.uploaded_file(request, await h.read_upload(request))
             # Up to MAX_CSV_ROWS rows: parse, predict and answer off the event loop so other requests flow.
             as_csv = "text/csv" in request.headers.get("accept", "")
             try:
-                return await run_in_threadpool(_score_upload, model, data, as_csv, state.version, record)
+                return await run_in_threadpool(_score_upload, loaded.model, data, as_csv, loaded.version, record)
             except RequestError as exc:
                 if record:
                     metrics.refused(exc)
@@ -233,7 +256,7 @@ def _get(app: FastAPI, path: str, **options: Any) -> Callable[[Endpoint], Endpoi
     return register
 
 
-def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes) -> None:
+def _register_info_routes(app: FastAPI, state: ModelState, schema_json: bytes) -> None:
     @_get(
         app,
         "/v1/model",
@@ -242,8 +265,7 @@ def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes)
         responses=openapi.error_responses(503),
     )
     async def model_info() -> Response:
-        state.require_model()
-        return Response(state.manifest_json, media_type="application/json")
+        return Response(state.require().manifest_json, media_type="application/json")
 
     @_get(
         app,
@@ -266,10 +288,24 @@ def _register_info_routes(app: FastAPI, state: h.ModelState, schema_json: bytes)
         responses={503: {"model": openapi.Readiness, "description": "Loading, or failed to load (see detail)"}},
     )
     async def readyz() -> Response:
-        if state.model is not None:
-            return _json({"status": "ready", "model_version": state.version})
+        loaded = state.loaded
+        if loaded is not None:
+            return _json({"status": "ready", "model_version": loaded.version})
         status = "failed" if state.error else "loading"
         return _json({"status": status, "detail": state.error}, 503, {"Retry-After": "1"})
+
+    @_get(
+        app,
+        "/v1/drift",
+        summary="Drift of recently served records against the training inputs (PSI, KS)",
+        response_model=openapi.ServedDrift,
+        responses=openapi.error_responses(404, 503),
+    )
+    async def served_drift() -> Response:
+        loaded = state.require()
+        if loaded.reference is None:
+            raise h.fail(404, f"model version {loaded.version} has no reference statistics (an earlier release)")
+        return _json(await to_thread.run_sync(_served_drift, loaded, list(state.recent)))
 
     @_get(app, "/", include_in_schema=False)
     async def index() -> Response:

@@ -17,62 +17,23 @@ import ctypes.util
 import functools
 import json
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from superkart_lib.compat.runtime import parse_multipart
-from superkart_lib.contract.errors import DataError, FieldError, RequestError, SuperKartError
+from superkart_lib.contract.errors import DataError, FieldError, RequestError
 from superkart_lib.contract.limits import MAX_CSV_BYTES, MAX_JSON_BYTES, MAX_UPLOADS_IN_FLIGHT, MULTIPART_SLACK
 from superkart_lib.production import csv_files, csv_upload, metrics
 from superkart_lib.production import record_validation as records
+from superkart_lib.production.model_state import ModelState
 
 log = logging.getLogger("superkart.serve")
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-class ModelState:
-    """The process's model: ``load`` verifies, loads and warms it (at startup, off the event loop)."""
-
-    def __init__(self, package_dir: Path):
-        self.package_dir = package_dir
-        self.model: Any = None
-        self.version = ""
-        self.manifest_json = b""
-        self.error: str | None = None
-        self.ready = threading.Event()
-
-    def load(self) -> None:
-        """Verify, load and warm the model with one prediction, or record why that failed."""
-        from superkart_lib.production.runtime import OnnxModel  # onnxruntime imports slowly: keep it off startup
-
-        try:
-            model = OnnxModel.from_package(self.package_dir)
-            model.predict(records.example_record())
-        except SuperKartError as exc:
-            self.error = str(exc)
-        except Exception as exc:  # a bad package must leave a readable reason, not a dead thread
-            self.error = f"{type(exc).__name__}: {exc}"
-        else:
-            self.manifest_json = dumps(model.manifest)
-            self.version = model.version
-            self.model = model
-            self.ready.set()
-            return
-        log.error("model package %s not loaded: %s", self.package_dir, self.error)
-
-    def require_model(self) -> Any:
-        """The loaded model, or a 503 saying whether it is loading or failed."""
-        if self.model is None:
-            detail = f"model failed to load: {self.error}" if self.error else "model is loading; retry shortly"
-            raise fail(503, detail)
-        return self.model
 
 
 def dumps(data: Any) -> bytes:
@@ -128,14 +89,15 @@ def predict_json(state: ModelState, content_type: str, body: bytes, record: bool
     try:
         if content_type != "application/json":
             raise fail(415, "send Content-Type: application/json")
-        model = state.require_model()
+        loaded = state.require()  # once: the model and its version stay together through a swap
         batch, is_batch = records.parse_json_request(body)
-        predictions = predict_batch(model, batch if is_batch else batch[0])
+        predictions = predict_batch(loaded.model, batch if is_batch else batch[0])
+        state.recent.extend(batch)
         if record:
             metrics.predictions(predictions)
         if is_batch:
-            return 200, dumps({"predictions": predictions, "model_version": state.version})
-        return 200, dumps({"prediction": predictions[0], "model_version": state.version})
+            return 200, dumps({"predictions": predictions, "model_version": loaded.version})
+        return 200, dumps({"prediction": predictions[0], "model_version": loaded.version})
     except RequestError as exc:
         if record:
             metrics.refused(exc)

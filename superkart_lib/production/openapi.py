@@ -131,6 +131,17 @@ class SchemaInfo(BaseModel):
     limits: dict[str, int]
 
 
+class ServedDrift(BaseModel):
+    """Drift of the records this worker served recently, against the model's training inputs."""
+
+    model_config = ConfigDict(extra="allow")
+    model_version: str
+    window: int
+    rows: int
+    verdict: str = Field(description="stable, moderate shift, drifted (see docs/drift.md), or no data")
+    columns: list[dict[str, Any]]
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can answer."""
     meaning = {
@@ -139,6 +150,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
             f"Body size (JSON {mib(limits.MAX_JSON_BYTES)}, CSV {mib(limits.MAX_CSV_BYTES)}) "
             f"or CSV row count ({limits.MAX_CSV_ROWS:,}) over its limit"
         ),
+        404: "Not available for this model package (see detail)",
         415: "Wrong Content-Type",
         422: (
             f"Refused by the schema (also more than {MAX_RECORDS:,} records): "

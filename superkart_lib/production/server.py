@@ -34,6 +34,8 @@ from superkart_lib.contract.errors import SuperKartError
 
 #: Environment variable naming the package directory for :func:`app_from_env` (uvicorn workers).
 MODEL_ENV = "SUPERKART_MODEL_DIR"
+#: Environment variable set to ``1`` when workers follow the package link (``--registry``).
+FOLLOW_ENV = "SUPERKART_FOLLOW"
 #: Environment variable holding the supervisor's pid: a worker that outlives it stops.
 SUPERVISOR_ENV = "SUPERKART_SUPERVISOR_PID"
 #: prometheus-client's directory for several processes' metrics; read when it is first imported.
@@ -63,7 +65,7 @@ def app_from_env() -> Any:
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     if supervisor.isdigit() and int(supervisor) == os.getppid():
         stop_with_parent(int(supervisor))
-    return create_app(package_dir)
+    return create_app(package_dir, follow=os.environ.get(FOLLOW_ENV) == "1")
 
 
 def stop_with_parent(parent: int, interval: float = 0.2) -> None:
@@ -129,11 +131,17 @@ def run_server(
     access_log: bool = False,
     head_timeout: float = HEAD_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    follow: bool = False,
 ) -> None:
     """Serve a model package with uvicorn until interrupted.
 
     The package is verified here first, so a bad package is one clear error before any
     worker starts; each worker process then builds its own app and ONNX session.
+
+    ``package_dir`` may be a link to a version directory. Without ``follow`` it is resolved
+    here, once: the server keeps the version it started with. With ``follow`` (a registry's
+    ``current``) every worker keeps watching the link and swaps to each version it comes to
+    point at, with no restart and no failed request (:class:`~.model_state.LinkFollower`).
 
     Raises
     ------
@@ -145,7 +153,7 @@ def run_server(
     from superkart_lib.compat import http
     from superkart_lib.production.runtime import OnnxModel
 
-    directory = Path(package_dir).resolve()
+    directory = Path(os.path.abspath(package_dir)) if follow else Path(package_dir).resolve()
     OnnxModel.from_package(directory)
     try:  # uvicorn reports a busy port as a log line and exit 1; say it as the CLI says errors
         socket.create_server((host, port)).close()
@@ -154,6 +162,7 @@ def run_server(
     _raise_open_files_limit()
     # Workers are fresh interpreters: what they need travels in the environment.
     os.environ[MODEL_ENV] = str(directory)
+    os.environ[FOLLOW_ENV] = "1" if follow else "0"
     os.environ[http.HEAD_TIMEOUT_ENV] = str(head_timeout)
     os.environ[http.BODY_TIMEOUT_ENV] = str(body_timeout)
     if workers > 1:
