@@ -4,7 +4,7 @@ User errors (bad files, bad values, bad options, a missing install) print one li
 with status 2; so does an error of the operating system on a path the user named (a full disk,
 a read-only directory, a file where a directory should be). Each command imports what it needs
 when it runs, so ``superkart --help`` and the production commands (``verify``, ``predict``,
-``serve``) work in the production install; a development command run there says which extra
+``serve``, ``registry``) work in the production install; a development command run there says which extra
 to install. Every default shown here is read from the module that owns it.
 """
 
@@ -14,6 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,8 +23,8 @@ from superkart_lib.contract import limits
 from superkart_lib.contract.errors import MissingExtraError, SuperKartError, first_line
 from superkart_lib.contract.schema import REAL_ROWS
 from superkart_lib.course.runner import RUN_DIR
-from superkart_lib.development import settings
-from superkart_lib.production import server
+from superkart_lib.development import retrain_cli, settings
+from superkart_lib.production import registry_cli, server
 
 USER_ERROR = 2
 DEVELOPMENT_EXTRA = "superkart_lib[dev]"
@@ -149,9 +150,31 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return drift_cli.cmd_drift(args)
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    _development("superkart_lib.development.retrain", "retrain")
+    return retrain_cli.cmd_retrain(args)
+
+
+def _registry_pointer(directory: str) -> Path:
+    """The registry's ``current`` link, once it exists."""
+    from superkart_lib.production import registry
+
+    root = Path(directory)
+    if not root.is_dir():
+        raise SuperKartError(f"registry {directory}: no such directory")
+    if registry.current_version(root) is None:
+        raise SuperKartError(
+            f"registry {directory} has no current version yet: "
+            "promote one first (superkart registry promote VERSION --registry DIR --why TEXT)"
+        )
+    return registry.current_link(root)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    package = _registry_pointer(args.registry) if args.registry else args.model
     server.run_server(
-        args.model,
+        package,
+        follow=bool(args.registry),
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -243,8 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the report as JSON here")
     p.set_defaults(func=cmd_drift)
 
+    registry_cli.add_parser(sub)  # sets its own command function
+    retrain_cli.add_parser(sub, _int_at_least(0)).set_defaults(func=cmd_retrain)
+
     p = sub.add_parser("serve", help="serve a model package: HTTP API and web page")
-    p.add_argument("--model", required=True, help="model package directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model package directory (served as it is when the server starts)")
+    source.add_argument(
+        "--registry", metavar="DIR", help="model registry: serve its current version and follow each promotion"
+    )
     p.add_argument("--host", default=server.DEFAULT_HOST, help=f"address to bind (default {server.DEFAULT_HOST})")
     p.add_argument("--port", type=_int_at_least(1), default=server.DEFAULT_PORT, help=f"port ({server.DEFAULT_PORT})")
     p.add_argument(

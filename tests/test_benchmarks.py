@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, make_package, run_cli
 
 pytestmark = pytest.mark.slow  # trains a package and starts servers: about 1.5 minutes in all
 
@@ -53,6 +53,10 @@ TINY: dict[str, list[str]] = {
     "serialization.py": [
         "--package", "{package}", "--repeats", "1", "--latency-calls", "5", "--latency-seconds", "0",
         "--load-repeats", "1", "--chart", "{tmp}/serialization.png", "--json", "{tmp}/serialization.json",
+    ],
+    "swap_latency.py": [
+        "--package", "{package}", "--second", "{second}", "--workers", "2", "--requests", "300", "--rounds", "1",
+        "--move-every", "0.3", "--warmup", "20", "--concurrency", "8",
     ],
     "serving.py": [
         "--package", "{package}", "--workers", "1", "--requests-c1", "20", "--requests-c32", "64",
@@ -104,6 +108,11 @@ FIGURES: dict[str, list[str]] = {
         rf"^joblib\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}",
         rf"ratio ONNX / scikit-learn\s+{NUMBER}",
         r"^chart: .*serialization\.png$",
+    ],
+    "swap_latency.py": [
+        r"^mode\s+req/s\s+p50 ms\s+p99 ms\s+max ms\s+moves\s+failed\s+wrong$",
+        rf"^steady\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+0\s+0\s+0$",
+        rf"^swapping\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+\d+\s+0\s+0$",
     ],
     "serving.py": [
         r"^server\s+conc\s+requests\s+seconds\s+req/s\s+p50 ms",
@@ -192,7 +201,8 @@ def test_script_runs_at_a_tiny_size(script: str, request: pytest.FixtureRequest,
     for tool in TOOLS.get(script, []):
         tool_or_skip(tool)
     package: Path = request.getfixturevalue("tiny_package")  # only once a script will run: training takes ~20 s
-    args = [arg.format(package=package, tmp=tmp_path) for arg in TINY[script]]
+    second = make_package(tmp_path / "second" / "model", seed=5) if any("{second}" in a for a in TINY[script]) else None
+    args = [arg.format(package=package, second=second, tmp=tmp_path) for arg in TINY[script]]
     result = run_script(script, args, TIMEOUT.get(script, DEFAULT_TIMEOUT))
     assert result.returncode == 0, f"{script} exited {result.returncode}\n{tail(result.stdout, result.stderr)}"
     missing = [p for p in FIGURES[script] if not re.search(p, result.stdout, re.MULTILINE)]

@@ -14,6 +14,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,11 +142,12 @@ async def _client(
         writer.close()
 
 
-async def _load(url: str, bodies: Sequence[bytes], requests: int, concurrency: int, timeout: float) -> LoadLog:
+async def _load(
+    url: str, bodies: Sequence[bytes], requests: int, concurrency: int, timeout: float, log: LoadLog
+) -> LoadLog:
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         jobs.put_nowait(i)
-    log = LoadLog()
     start = time.perf_counter()
     await asyncio.gather(*(_client(url, bodies, jobs, log, start, timeout) for _ in range(concurrency)))
     log.seconds = time.perf_counter() - start
@@ -153,7 +155,12 @@ async def _load(url: str, bodies: Sequence[bytes], requests: int, concurrency: i
 
 
 def run_load(
-    url: str, records: Sequence[dict[str, Any]], requests: int, concurrency: int = 8, timeout: float = 10.0
+    url: str,
+    records: Sequence[dict[str, Any]],
+    requests: int,
+    concurrency: int = 8,
+    timeout: float = 10.0,
+    log: LoadLog | None = None,
 ) -> LoadLog:
     """Send ``requests`` one-record predictions to ``url`` over ``concurrency`` keep-alive connections.
 
@@ -169,6 +176,8 @@ def run_load(
         Connections, each with one request in flight.
     timeout : float
         Seconds one request may take before it counts as failed.
+    log : LoadLog, optional
+        The log to fill (another thread may watch ``len(log.answers)`` grow); a new one by default.
 
     Returns
     -------
@@ -176,17 +185,18 @@ def run_load(
         Every answer, failed ones included.
     """
     bodies = [json.dumps(r).encode() for r in records]
-    return asyncio.run(_load(url, bodies, requests, concurrency, timeout))
+    return asyncio.run(_load(url, bodies, requests, concurrency, timeout, log if log is not None else LoadLog()))
 
 
-def run_load_in_thread(url: str, records: Sequence[dict[str, Any]], requests: int, **options: Any) -> Any:
-    """Start :func:`run_load` on a thread; ``.result()`` of the returned future waits for its log.
+def run_load_in_thread(
+    url: str, records: Sequence[dict[str, Any]], requests: int, **options: Any
+) -> tuple[LoadLog, Future[LoadLog]]:
+    """Start :func:`run_load` on a thread: its log (filling as answers arrive) and a future for the end.
 
-    The caller (a notebook cell, a test) promotes or rolls back meanwhile.
+    The caller (a notebook cell, a test) promotes or rolls back meanwhile, watching the log's progress.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
+    log = LoadLog()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="superkart-load")
-    future = pool.submit(run_load, url, records, requests, **options)
+    future = pool.submit(run_load, url, records, requests, log=log, **options)
     pool.shutdown(wait=False)
-    return future
+    return log, future

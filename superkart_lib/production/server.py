@@ -19,6 +19,7 @@ Several workers share their Prometheus metrics through files in one directory
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import shutil
@@ -62,10 +63,22 @@ def app_from_env() -> Any:
     package_dir = os.environ.get(MODEL_ENV)
     if not package_dir:
         raise SuperKartError(f"{MODEL_ENV} is not set (use `superkart serve --model DIR`)")
+    _log_to_stderr()
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
     if supervisor.isdigit() and int(supervisor) == os.getppid():
         stop_with_parent(int(supervisor))
     return create_app(package_dir, follow=os.environ.get(FOLLOW_ENV) == "1")
+
+
+def _log_to_stderr() -> None:
+    """Show the service's own log lines (model swaps and refusals) beside uvicorn's, at INFO."""
+    logger = logging.getLogger("superkart")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     [%(process)d] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def stop_with_parent(parent: int, interval: float = 0.2) -> None:
