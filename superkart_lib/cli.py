@@ -123,6 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  executed notebooks: {workspace.root / 'notebooks'}")
     print(f"  report:             {index}")
     print(f"  model package:      {workspace.model_dir}")
+    if workspace.registry_dir.is_dir():
+        print(f"  model registry:     {workspace.registry_dir}")
     print(f"  summary:            {workspace.summary_json}")
     return 0
 

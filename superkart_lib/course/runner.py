@@ -33,6 +33,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "04_tuning.ipynb",
     "05_serialization.ipynb",
     "06_deployment.ipynb",
+    "07_lifecycle.ipynb",
 )
 #: Parameters the runner sets itself; users choose them through --data and --out.
 MANAGED = ("data_path", "output_dir")

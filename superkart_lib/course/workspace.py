@@ -50,6 +50,11 @@ class Workspace:
         return self.root / "formats.json"
 
     @property
+    def registry_dir(self) -> Path:
+        """The model registry 07_lifecycle builds: versions, ``current``, history, reports."""
+        return self.root / "registry"
+
+    @property
     def summary_json(self) -> Path:
         return self.root / "summary.json"
 
