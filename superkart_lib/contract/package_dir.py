@@ -15,12 +15,12 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 from superkart_lib.contract.errors import WriteError
 from superkart_lib.contract.files import fsync_path, make_parent, replace_link, resolve_link
 from superkart_lib.contract.manifest import MANIFEST
+from superkart_lib.contract.writers import locked, remove_stale, temp_name
 
 #: Version directories kept: the current one and two before it. A reader that resolved the link
 #: just before a swap still finds its files until two more packages are written (seconds to
@@ -39,46 +39,19 @@ def _is_package(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-@contextlib.contextmanager
-def _locked(versions: Path) -> Iterator[None]:
+def _locked(versions: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the versions directory's lock: housekeeping (migrate, clean, prune) is one writer at a time."""
-    import fcntl  # POSIX only, as symlinked versions are
-
     versions.mkdir(exist_ok=True)
-    fd = os.open(versions / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    return locked(versions / ".lock")
 
 
 def _temp_name(out: Path, kind: str) -> Path:
-    return out.parent / f".{out.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return temp_name(out.parent, f".{out.name}.{kind}-")
 
 
 def _remove_stale(out: Path) -> None:
     """Remove staging directories and temporary links whose writer's process is gone."""
-    prefixes = tuple(f".{out.name}.{kind}-" for kind in (_STAGING, _LINK))
-    for path in out.parent.iterdir():
-        prefix = next((p for p in prefixes if path.name.startswith(p)), None)
-        pid = path.name[len(prefix) :].split("-")[0] if prefix else ""
-        if pid.isdigit() and not _alive(int(pid)):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+    remove_stale(out.parent, tuple(f".{out.name}.{kind}-" for kind in (_STAGING, _LINK)))
 
 
 def _point(out: Path, name: str) -> None:

@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import os
 import re
 import shutil
-import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,15 +32,22 @@ from typing import Any, Final
 from superkart_lib.contract import manifest as mf
 from superkart_lib.contract.errors import IntegrityError, SuperKartError
 from superkart_lib.contract.files import atomic_write, fsync_path, replace_link, resolve_link, sha256_of
+from superkart_lib.contract.writers import locked, remove_stale, temp_name
+from superkart_lib.production.registry_history import (
+    HISTORY,
+    PROMOTE,
+    ROLLBACK,
+    append_event,
+    promotion_stack,
+    read_events,
+)
 from superkart_lib.production.verify import verify_package
 
 CURRENT = "current"
 VERSIONS = "versions"
-HISTORY = "history.jsonl"
 DATA = "data"
 REPORTS = "reports"
 LOCK = ".lock"
-PROMOTE, ROLLBACK = "promote", "rollback"
 _STAGING = ".staging-"
 #: Sentinel of :func:`promote`'s ``expect_current``: promote whatever is current.
 ANY_CURRENT: Final = object()
@@ -111,46 +115,15 @@ def _known(root: Path) -> list[str]:
     return sorted(p.name for p in versions.iterdir() if not p.name.startswith(".") and p.is_dir())
 
 
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def _locked(root: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the registry's lock: one writer (add, promote, rollback) at a time, across processes."""
-    import fcntl  # POSIX only, as the links are
-
-    fd = os.open(Path(root) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return locked(Path(root) / LOCK)
 
 
 def _remove_stale(root: Path) -> None:
     """Remove staging directories and temporary links left by writers whose process is gone."""
-    for parent, prefix in ((_versions(root), _STAGING), (Path(root), f".{CURRENT}-")):
-        if not parent.is_dir():
-            continue
-        for path in parent.iterdir():
-            pid = path.name[len(prefix) :].split("-")[0] if path.name.startswith(prefix) else ""
-            if pid.isdigit() and not _alive(int(pid)):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-
-
-def _temp_name(parent: Path, prefix: str) -> Path:
-    return parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_stale(_versions(root), (_STAGING,))
+    remove_stale(Path(root), (f".{CURRENT}-",))
 
 
 # --- Adding a version --------------------------------------------------------------------------
@@ -210,7 +183,7 @@ def add(root: Path, package_dir: Path, data_csv: Path | None = None) -> str:
             raise SuperKartError(f"{root}: version {version} is already in the registry")
         if data_csv is not None:
             add_data(root, Path(data_csv))
-        staging = _temp_name(versions, _STAGING)
+        staging = temp_name(versions, _STAGING)
         staging.mkdir(mode=0o755)
         try:
             for name in (mf.MANIFEST, *manifest["files"]):
@@ -272,39 +245,7 @@ def _added(root: Path, version: str) -> int:
 
 def history(root: Path) -> list[dict[str, Any]]:
     """Every promotion and rollback, oldest first; a line torn by a crash is skipped."""
-    path = _require(root) / HISTORY
-    if not path.is_file():
-        return []
-    lines = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        with contextlib.suppress(ValueError):
-            item = json.loads(line)
-            if isinstance(item, dict) and item.get("action") in (PROMOTE, ROLLBACK):
-                lines.append(item)
-    return lines
-
-
-def promotion_stack(events: list[dict[str, Any]]) -> list[str]:
-    """The versions a rollback returns to, bottom first: the history replayed (promote pushes, rollback pops).
-
-    A move the history missed (the pointer changed by hand, a crash between the move and its line)
-    is taken from the event's ``previous``, so the stack still ends with what was current before.
-    """
-    stack: list[str] = []
-    for event in events:
-        version, previous = event.get("version"), event.get("previous")
-        if not isinstance(version, str):
-            continue
-        if event["action"] == PROMOTE:
-            if isinstance(previous, str) and (not stack or stack[-1] != previous):
-                stack.append(previous)
-            stack.append(version)
-        else:
-            if stack and stack[-1] == previous:
-                stack.pop()
-            if not stack or stack[-1] != version:
-                stack.append(version)
-    return stack
+    return read_events(_require(root) / HISTORY)
 
 
 # --- Moving the pointer --------------------------------------------------------------------------
@@ -324,27 +265,10 @@ def _verified(root: Path, version: str, doing: str) -> None:
         )
 
 
-def _append_history(root: Path, event: dict[str, Any]) -> None:
-    path = Path(root) / HISTORY
-    line = json.dumps(event, sort_keys=False, ensure_ascii=False) + "\n"
-    new = not path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":  # a line torn by a crash: start a fresh one
-            line = "\n" + line
-        os.write(fd, line.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if new:
-        fsync_path(Path(root))
-
-
 def _move(root: Path, action: str, version: str, previous: str | None, who: str, why: str) -> dict[str, Any]:
     """Point ``current`` at ``version`` (one rename), then record the move."""
     # Relative, so the registry directory can be moved, copied or mounted whole.
-    replace_link(current_link(root), f"{VERSIONS}/{version}", _temp_name(Path(root), f".{CURRENT}-"))
+    replace_link(current_link(root), f"{VERSIONS}/{version}", temp_name(Path(root), f".{CURRENT}-"))
     event = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "action": action,
@@ -353,7 +277,7 @@ def _move(root: Path, action: str, version: str, previous: str | None, who: str,
         "who": who,
         "why": why,
     }
-    _append_history(root, event)
+    append_event(Path(root) / HISTORY, event)
     return event
 
 
