@@ -136,6 +136,7 @@ DEVELOPMENT_COMMANDS = {
     "compare": ["compare", "{package}"],
     "run": ["run", "--out", "run"],
     "predict --dask": ["predict", "--model", "{package}", "--input", "in.csv", "--output", "out.csv", "--dask"],
+    "retrain": ["retrain", "--registry", "reg", "--data", "in.csv"],
 }
 
 
@@ -153,7 +154,8 @@ def test_development_commands_name_the_extra_they_need(production, package, tmp_
 
 
 def test_help_works_without_the_development_install(production, tmp_path):
-    for args in (["--help"], ["serve", "--help"], ["predict", "--help"], ["train", "--help"]):
+    commands = ["serve", "predict", "train", "registry", "retrain", "drift"]
+    for args in (["--help"], *([command, "--help"] for command in commands)):
         result = superkart(production, *args, cwd=tmp_path)
         assert result.returncode == 0 and "usage: superkart" in result.stdout, result.stderr
 
@@ -186,3 +188,19 @@ def test_serve_answers_the_api_and_the_web_page(production, package, tmp_path):
         assert script.status_code == 200 and "/v1/schema" in script.text
     finally:
         stop_process(server, group=True)
+
+
+def test_the_registry_works_in_the_production_install(production, package, tmp_path):
+    """add, promote, list and history, then a server that follows the registry: no training stack needed."""
+    reg = str(tmp_path / "reg")
+    added = superkart(production, "registry", "add", "--registry", reg, "--model", str(package), cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    version = json.loads((Path(package) / "manifest.json").read_text())["package_version"]
+    promoted = superkart(production, "registry", "promote", version, "--registry", reg, "--why", "first", cwd=tmp_path)
+    assert promoted.returncode == 0, promoted.stderr
+    listing = superkart(production, "registry", "list", "--registry", reg, "--json", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    (entry,) = json.loads(listing.stdout)
+    assert entry["version"] == version and entry["current"] is True
+    again = superkart(production, "registry", "promote", version, "--registry", reg, "--why", "again", cwd=tmp_path)
+    assert again.returncode == 2 and "already current" in again.stderr and "Traceback" not in again.stderr
