@@ -93,6 +93,21 @@ def flip_one_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def dockerfile_lines(path: Path) -> list[str]:
+    """Logical lines (continuations joined, comments and blank lines dropped)."""
+    lines, current = [], ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        lines.append(current + stripped)
+        current = ""
+    return lines
+
+
 def json_records(frame: Any) -> list[dict[str, Any]]:
     """Rows of a DataFrame as a client sends them: plain JSON values."""
     return json.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]

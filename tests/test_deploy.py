@@ -40,7 +40,7 @@ from superkart_lib.contract import schema
 from superkart_lib.contract.limits import MAX_CSV_BYTES, MULTIPART_SLACK
 from superkart_lib.course.serving import free_port, stop_process
 from superkart_lib.development import python_formats
-from tests.conftest import ROOT, json_records, live_server, to_csv
+from tests.conftest import ROOT, dockerfile_lines, json_records, live_server, to_csv
 
 DEPLOY = ROOT / "deploy"
 NAIVE = DEPLOY / "naive"
@@ -158,18 +158,8 @@ def test_gunicorn_config_uses_sync_workers():
 
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    logical, current = [], ""
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        logical.append(current + stripped)
-        current = ""
     pairs = []
-    for line in logical:
+    for line in dockerfile_lines(path):
         keyword, _, rest = line.partition(" ")
         pairs.append((keyword.upper(), rest.strip()))
     return pairs

@@ -27,7 +27,7 @@ import yaml
 
 from superkart_lib.contract import integrity
 from superkart_lib.production import server
-from tests.conftest import ROOT
+from tests.conftest import ROOT, dockerfile_lines
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -58,21 +58,6 @@ def kubernetes_objects(directory: Path) -> dict[tuple[str, str], dict[str, Any]]
         for _, document in documents(directory)
         if document.get("kind") != "Kustomization"
     }
-
-
-def dockerfile_lines(path: Path) -> list[str]:
-    """Logical lines (continuations joined, comments and blank lines dropped)."""
-    lines, current = [], ""
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not current and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        lines.append(current + stripped)
-        current = ""
-    return lines
 
 
 def final_stage(lines: list[str]) -> list[str]:

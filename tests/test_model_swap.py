@@ -43,6 +43,16 @@ def point(link: Path, target: Path) -> None:
     replace_link(link, str(target), link.with_name(f".{link.name}.tmp"))
 
 
+def following(target: Path, tmp_path: Path) -> tuple[Path, ModelState, LinkFollower, list[tuple[str, bool]]]:
+    """A link to ``target``, a state loaded through it, and a follower that records each load attempt."""
+    link = tmp_path / "current"
+    point(link, target)
+    state = ModelState(link)
+    state.load()
+    loads: list[tuple[str, bool]] = []
+    return link, state, LinkFollower(state, on_load=lambda version, ok: loads.append((version, ok))), loads
+
+
 def offline(version_dir: Path, records: list[dict]) -> list[float]:
     model = OnnxModel.from_package(version_dir)
     return [float(model.predict(r)[0]) for r in records]
@@ -50,12 +60,7 @@ def offline(version_dir: Path, records: list[dict]) -> list[float]:
 
 def test_the_follower_swaps_to_the_version_the_link_points_at(two_versions, records, tmp_path):
     a, b = two_versions
-    link = tmp_path / "current"
-    point(link, a)
-    state = ModelState(link)
-    state.load()
-    loads: list[tuple[str, bool]] = []
-    follower = LinkFollower(state, on_load=lambda version, ok: loads.append((version, ok)))
+    link, state, follower, loads = following(a, tmp_path)
     before = state.require()
     assert before.directory == a and not follower.check()  # nothing moved: nothing loaded
 
@@ -76,12 +81,7 @@ def test_a_tampered_version_is_refused_and_the_previous_one_keeps_answering(two_
     for path in b.iterdir():
         (tampered / path.name).write_bytes(path.read_bytes())
     flip_one_byte(tampered / "model.joblib")  # not even the file the server loads: every file is checked
-    link = tmp_path / "current"
-    point(link, a)
-    state = ModelState(link)
-    state.load()
-    loads: list[tuple[str, bool]] = []
-    follower = LinkFollower(state, on_load=lambda version, ok: loads.append((version, ok)))
+    link, state, follower, loads = following(a, tmp_path)
 
     point(link, tampered)
     with caplog.at_level(logging.ERROR, logger="superkart.serve"):
