@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,15 +59,23 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _seconds(text: str) -> float:
-    """An argparse type: a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+def _duration(zero_ok: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds, positive (or also zero with ``zero_ok``)."""
+    wanted = "0 or a positive number of seconds" if zero_ok else "a positive number of seconds"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+_seconds, _seconds_or_zero = _duration(zero_ok=False), _duration(zero_ok=True)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -183,6 +192,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         head_timeout=args.head_timeout,
         body_timeout=args.body_timeout,
+        drain_seconds=args.drain_seconds,
     )
     return 0
 
@@ -294,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=server.BODY_TIMEOUT,
         help=f"seconds a client has to send a request's body after its headers (default {server.BODY_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=_seconds_or_zero,
+        default=server.DRAIN_SECONDS,
+        help=(
+            "on SIGTERM, seconds to keep answering (with /readyz at 503) before refusing new connections "
+            f"(default {server.DRAIN_SECONDS:g}; 0: stop accepting at once)"
+        ),
     )
     p.set_defaults(func=cmd_serve)
 

@@ -244,10 +244,10 @@ def agreement_problems(k8s_dir: Path, deploy_dir: Path = DEPLOY) -> list[str]:
     if sleep is None:
         problems.append("the api container has no preStop sleep")
     grace = pod.get("terminationGracePeriodSeconds", 30)
-    if not grace > (sleep or 0) + server.GRACE_PERIOD:
+    if not grace > (sleep or 0) + server.DRAIN_SECONDS + server.GRACE_PERIOD:
         problems.append(
             f"terminationGracePeriodSeconds {grace} is not above the preStop sleep {sleep} "
-            f"+ the server's GRACE_PERIOD {server.GRACE_PERIOD}"
+            f"+ the server's DRAIN_SECONDS {server.DRAIN_SECONDS} + GRACE_PERIOD {server.GRACE_PERIOD}"
         )
 
     # The limits are compose's, and the image is compose's.
@@ -320,7 +320,7 @@ MUTATIONS = {
     "a probe path": ("path: /healthz", "path: /health", "livenessProbe: path '/health'"),
     "the container port": ("containerPort: 8000", "containerPort: 8080", "container port http=8080"),
     "the user": ("runAsUser: 10001", "runAsUser: 1000", "runAsUser 1000"),
-    "the grace period": ("terminationGracePeriodSeconds: 20", "terminationGracePeriodSeconds: 12", "above the preStop"),
+    "the grace period": ("terminationGracePeriodSeconds: 22", "terminationGracePeriodSeconds: 16", "above the preStop"),
     "the memory limit": ("memory: 512Mi", "memory: 1Gi", "memory limit 1Gi"),
     "the signing key variable": (
         "- name: SUPERKART_SIGNING_KEY",

@@ -9,7 +9,9 @@ Each module belongs to one environment, so production never imports training lib
 
 - :mod:`.runtime` (production): onnxruntime's session binding, starlette's multipart parser,
   prometheus-client's histogram buckets.
-- :mod:`.http` (production): uvicorn's httptools protocol, given read deadlines.
+- :mod:`.http` (production): uvicorn's httptools protocol, given read deadlines and a stop that
+  loses no request.
+- :mod:`.serving` (production): uvicorn's server and worker supervisor, draining before a stop.
 - :mod:`.training` (development): scikit-learn's histogram-boosting trees and one-hot encoder
   internals, skl2onnx's tree-ensemble helpers, onnxmltools' XGBoost converter.
 """

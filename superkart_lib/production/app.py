@@ -12,7 +12,8 @@ Endpoints (all documented in ``/openapi.json``):
   JSON, or with ``Accept: text/csv`` the uploaded rows plus a ``prediction`` column.
 - ``GET /v1/model`` (the manifest), ``GET /v1/schema`` (schema, store table, limits),
   ``GET /v1/drift`` (PSI and KS of the last records this worker served against the training inputs),
-  ``GET /healthz`` (alive), ``GET /readyz`` (503 until verified, loaded and warmed), ``GET /``.
+  ``GET /healthz`` (alive), ``GET /readyz`` (503 until verified, loaded and warmed, and once
+  stopping), ``GET /``.
 - ``GET /metrics``: Prometheus text (:mod:`.metrics`), left out of ``/openapi.json`` as an
   operator's route, not the API's; absent with ``SUPERKART_METRICS=off``.
 
@@ -42,7 +43,7 @@ from starlette.staticfiles import StaticFiles
 from superkart_lib import __version__
 from superkart_lib.contract import limits, schema
 from superkart_lib.contract.errors import FieldError, RequestError
-from superkart_lib.production import csv_upload, metrics, openapi
+from superkart_lib.production import csv_upload, lifecycle, metrics, openapi
 from superkart_lib.production import handlers as h
 from superkart_lib.production import record_validation as records
 from superkart_lib.production.model_state import DRIFT_WINDOW, LinkFollower, Loaded, ModelState
@@ -285,10 +286,19 @@ def _register_info_routes(app: FastAPI, state: ModelState, schema_json: bytes) -
         "/readyz",
         summary="The model is verified, loaded and warmed",
         response_model=openapi.Readiness,
-        responses={503: {"model": openapi.Readiness, "description": "Loading, or failed to load (see detail)"}},
+        responses={
+            503: {
+                "model": openapi.Readiness,
+                "description": "Loading, failed to load (see detail), or stopping (send new requests elsewhere)",
+            }
+        },
     )
     async def readyz() -> Response:
         loaded = state.loaded
+        if lifecycle.stopping():  # first, so a load balancer stops sending before the server stops accepting
+            version = loaded.version if loaded is not None else None
+            detail = "the server is shutting down: it still answers requests for a moment, send new ones elsewhere"
+            return _json({"status": "stopping", "model_version": version, "detail": detail}, 503)
         if loaded is not None:
             return _json({"status": "ready", "model_version": loaded.version})
         status = "failed" if state.error else "loading"

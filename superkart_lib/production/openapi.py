@@ -103,7 +103,9 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "loading", "failed"]
+    """``ready`` (200); ``loading``, ``failed`` or ``stopping`` (503: a stopping server still answers for a moment)."""
+
+    status: Literal["ready", "loading", "failed", "stopping"]
     model_version: str | None = None
     detail: str | None = None
 

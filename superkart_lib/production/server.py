@@ -10,8 +10,14 @@ What keeps a worker healthy whatever its clients do (each is a setting below, te
   :data:`KEEP_ALIVE_TIMEOUT` s; past ``limits.MAX_CONNECTIONS`` open connections a worker
   answers ``503`` at once instead of queueing;
 - a worker does not accept connections until its model is verified, loaded and warm;
-- workers stop (gracefully, within :data:`GRACE_PERIOD` s) when their supervisor dies, so the
-  port is free for a restart.
+- on SIGTERM (or Ctrl-C) a worker first drains: ``/readyz`` answers ``503 stopping`` at once while
+  every other request is still accepted and answered for :data:`DRAIN_SECONDS` s, so load
+  balancers polling readiness send new traffic elsewhere; then it stops accepting, answers what
+  it has (within :data:`GRACE_PERIOD` s) and exits with status 0. A second signal ends the drain
+  at once (:mod:`superkart_lib.compat.serving`; under a uvicorn release it was not checked with,
+  uvicorn's own stop, without the drain);
+- workers stop (gracefully, without the drain) when their supervisor dies, so the port is free
+  for a restart.
 
 Several workers share their Prometheus metrics through files in one directory
 (:func:`metrics_directory`), emptied at every start so counters begin at zero.
@@ -19,6 +25,7 @@ Several workers share their Prometheus metrics through files in one directory
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -32,6 +39,7 @@ from typing import Any
 
 from superkart_lib.contract import limits
 from superkart_lib.contract.errors import SuperKartError
+from superkart_lib.production import lifecycle
 
 #: Environment variable naming the package directory for :func:`app_from_env` (uvicorn workers).
 MODEL_ENV = "SUPERKART_MODEL_DIR"
@@ -54,6 +62,12 @@ BODY_TIMEOUT = 60.0
 KEEP_ALIVE_TIMEOUT = 5
 #: Seconds a stopping worker gives in-flight requests before closing their connections.
 GRACE_PERIOD = 10
+#: Seconds a worker keeps accepting and answering after a stop signal, with ``/readyz`` at 503,
+#: before it stops accepting (``--drain-seconds``; 0 stops at once, as uvicorn does).
+DRAIN_SECONDS = 2.0
+
+# Set in a worker whose supervisor is gone: nobody routes traffic by its readiness any more.
+_ORPHANED = threading.Event()
 
 
 def app_from_env() -> Any:
@@ -92,9 +106,20 @@ def stop_with_parent(parent: int, interval: float = 0.2) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             threading.Event().wait(interval)
+        _ORPHANED.set()  # stop without the drain: the port must be free for a restart
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="superkart-parent-watch", daemon=True).start()
+
+
+def stop_requested(drain_seconds: float) -> float:
+    """A serving process's first stop signal: ``/readyz`` turns to 503 ``stopping``; the seconds to drain.
+
+    Runs inside the signal handler (:data:`superkart_lib.compat.serving.StopHook`): it only sets
+    flags. Returns 0 in a worker whose supervisor has died (:func:`stop_with_parent`).
+    """
+    lifecycle.begin_stopping()
+    return 0.0 if _ORPHANED.is_set() else drain_seconds
 
 
 def metrics_directory(workers: int) -> tuple[str | None, bool]:
@@ -145,8 +170,9 @@ def run_server(
     head_timeout: float = HEAD_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
     follow: bool = False,
+    drain_seconds: float = DRAIN_SECONDS,
 ) -> None:
-    """Serve a model package with uvicorn until interrupted.
+    """Serve a model package with uvicorn until stopped by SIGTERM or SIGINT (drained first).
 
     The package is verified here first, so a bad package is one clear error before any
     worker starts; each worker process then builds its own app and ONNX session.
@@ -156,16 +182,21 @@ def run_server(
     ``current``) every worker keeps watching the link and swaps to each version it comes to
     point at, with no restart and no failed request (:class:`~.model_state.LinkFollower`).
 
+    On a stop signal each worker drains for ``drain_seconds`` (``/readyz`` answers 503, every
+    other request is answered), then stops accepting and finishes its requests within
+    :data:`GRACE_PERIOD` s; the command then returns (exit status 0).
+
     Raises
     ------
     SuperKartError
-        When the package is missing, altered or cannot be loaded, or the address is taken.
+        When the package is missing, altered or cannot be loaded, the address is taken, or
+        ``drain_seconds`` is negative.
     """
-    import uvicorn
-
-    from superkart_lib.compat import http
+    from superkart_lib.compat import http, serving
     from superkart_lib.production.runtime import OnnxModel
 
+    if not 0 <= drain_seconds < float("inf"):
+        raise SuperKartError(f"the drain must be 0 or more seconds, not {drain_seconds!r}")
     directory = Path(os.path.abspath(package_dir)) if follow else Path(package_dir).resolve()
     OnnxModel.from_package(directory)
     try:  # uvicorn reports a busy port as a log line and exit 1; say it as the CLI says errors
@@ -181,20 +212,20 @@ def run_server(
     if workers > 1:
         os.environ[SUPERVISOR_ENV] = str(os.getpid())
     metrics_dir, temporary = metrics_directory(workers)
+    settings = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "access_log": access_log,
+        "log_level": "info",
+        "http": http.http_protocol(),
+        "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
+        "limit_concurrency": limits.MAX_CONNECTIONS,
+        "timeout_graceful_shutdown": GRACE_PERIOD,
+    }
     try:
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-            log_level="info",
-            http=http.http_protocol(),
-            timeout_keep_alive=KEEP_ALIVE_TIMEOUT,
-            limit_concurrency=limits.MAX_CONNECTIONS,
-            timeout_graceful_shutdown=GRACE_PERIOD,
-        )
+        serving.serve(APP_FACTORY, settings, functools.partial(stop_requested, drain_seconds))
     finally:
         if temporary and metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
