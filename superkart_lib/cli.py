@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -25,7 +23,8 @@ from superkart_lib.contract.errors import MissingExtraError, SuperKartError, fir
 from superkart_lib.contract.schema import REAL_ROWS
 from superkart_lib.course.runner import RUN_DIR
 from superkart_lib.development import retrain_cli, settings
-from superkart_lib.production import registry_cli, server
+from superkart_lib.production import registry_cli, serve_cli
+from superkart_lib.production.serve_cli import int_at_least
 
 USER_ERROR = 2
 DEVELOPMENT_EXTRA = "superkart_lib[dev]"
@@ -42,40 +41,6 @@ def _development(module: str, command: str) -> ModuleType:
             f"`superkart {command}` needs the development install (pip install '{DEVELOPMENT_EXTRA}'); "
             f"{exc.name} is not installed here"
         ) from None
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
-        return value
-
-    return parse
-
-
-def _duration(zero_ok: bool) -> Callable[[str], float]:
-    """An argparse type: a finite number of seconds, positive (or also zero with ``zero_ok``)."""
-    wanted = "0 or a positive number of seconds" if zero_ok else "a positive number of seconds"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-_seconds, _seconds_or_zero = _duration(zero_ok=False), _duration(zero_ok=True)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -166,37 +131,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return retrain_cli.cmd_retrain(args)
 
 
-def _registry_pointer(directory: str) -> Path:
-    """The registry's ``current`` link, once it exists."""
-    from superkart_lib.production import registry
-
-    root = Path(directory)
-    if not root.is_dir():
-        raise SuperKartError(f"registry {directory}: no such directory")
-    if registry.current_version(root) is None:
-        raise SuperKartError(
-            f"registry {directory} has no current version yet: "
-            "promote one first (superkart registry promote VERSION --registry DIR --why TEXT)"
-        )
-    return registry.current_link(root)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    package = _registry_pointer(args.registry) if args.registry else args.model
-    server.run_server(
-        package,
-        follow=bool(args.registry),
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=args.access_log,
-        head_timeout=args.head_timeout,
-        body_timeout=args.body_timeout,
-        drain_seconds=args.drain_seconds,
-    )
-    return 0
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from superkart_lib.production.batch import predict_file
 
@@ -228,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="write synthetic SuperKart data with the real schema (development)")
-    p.add_argument("--rows", type=_int_at_least(1), default=REAL_ROWS, help=f"number of rows (default {REAL_ROWS})")
+    p.add_argument("--rows", type=int_at_least(1), default=REAL_ROWS, help=f"number of rows (default {REAL_ROWS})")
     p.add_argument("--seed", type=int, default=settings.SEED, help=f"random seed (default {settings.SEED})")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument(
@@ -244,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=settings.SEED, help="seed of the split, CV folds, search and models")
     p.add_argument(
         "--n-iter",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=settings.N_ITER,
         help=f"search candidates (default {settings.N_ITER}; 0: no tuning)",
     )
@@ -279,42 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_drift)
 
     registry_cli.add_parser(sub)  # sets its own command function
-    retrain_cli.add_parser(sub, _int_at_least(0)).set_defaults(func=cmd_retrain)
+    retrain_cli.add_parser(sub, int_at_least(0)).set_defaults(func=cmd_retrain)
 
-    p = sub.add_parser("serve", help="serve a model package: HTTP API and web page")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="model package directory (served as it is when the server starts)")
-    source.add_argument(
-        "--registry", metavar="DIR", help="model registry: serve its current version and follow each promotion"
-    )
-    p.add_argument("--host", default=server.DEFAULT_HOST, help=f"address to bind (default {server.DEFAULT_HOST})")
-    p.add_argument("--port", type=_int_at_least(1), default=server.DEFAULT_PORT, help=f"port ({server.DEFAULT_PORT})")
-    p.add_argument(
-        "--workers", type=_int_at_least(1), default=server.DEFAULT_WORKERS, help="processes, one ONNX session each"
-    )
-    p.add_argument("--access-log", action="store_true", help="log every request")
-    p.add_argument(
-        "--head-timeout",
-        type=_seconds,
-        default=server.HEAD_TIMEOUT,
-        help=f"seconds a client has to send a request's headers (default {server.HEAD_TIMEOUT:g})",
-    )
-    p.add_argument(
-        "--body-timeout",
-        type=_seconds,
-        default=server.BODY_TIMEOUT,
-        help=f"seconds a client has to send a request's body after its headers (default {server.BODY_TIMEOUT:g})",
-    )
-    p.add_argument(
-        "--drain-seconds",
-        type=_seconds_or_zero,
-        default=server.DRAIN_SECONDS,
-        help=(
-            "on SIGTERM, seconds to keep answering (with /readyz at 503) before refusing new connections "
-            f"(default {server.DRAIN_SECONDS:g}; 0: stop accepting at once)"
-        ),
-    )
-    p.set_defaults(func=cmd_serve)
+    serve_cli.add_parser(sub)
 
     p = sub.add_parser("predict", help="score a CSV file with the package's verified ONNX model")
     p.add_argument("--model", required=True, metavar="DIR", help="model package directory")
@@ -327,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--chunk-rows",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=limits.BATCH_CHUNK_ROWS,
         metavar="N",
         help=f"rows per chunk (default {limits.BATCH_CHUNK_ROWS:,})",

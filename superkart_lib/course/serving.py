@@ -171,6 +171,8 @@ class ServerProcess:
         else:
             source = "--registry" if registry else "--model"
             command = [sys.executable, "-m", "superkart_lib.cli", "serve", source, str(package_dir)]
+            # No load balancer polls this local server's readiness: stop without the drain.
+            command += ["--drain-seconds", "0"]
         command += ["--port", str(self.port), "--workers", str(workers)]
         self._own_log = log is None
         if log is None:
