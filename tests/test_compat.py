@@ -212,10 +212,88 @@ def test_a_histogram_takes_counts_per_bucket_only_where_it_was_checked(monkeypat
     for value in values:
         reference.observe(value)
     counted, histogram = fresh()
-    assert compat_runtime.add_to_histogram(histogram, bounds, [2, 2, 2], sum(values))
+    add = compat_runtime.histogram_adder(histogram, bounds)
+    assert add is not None
+    add([2, 1, 0], 4.5)
+    add([0, 1, 2], sum(values) - 4.5)  # added twice: as a flush every second does
     assert text(counted) == text(one_by_one)
-    assert not compat_runtime.add_to_histogram(histogram, (1.0, 5.0), [2, 2, 2], 1.0)  # other buckets: refused
+    assert compat_runtime.histogram_adder(histogram, (1.0, 5.0)) is None  # other buckets: refused
+    with pytest.raises(ValueError):
+        add([1, 1], 1.0)  # one count per bucket, +Inf included
     monkeypatch.setattr(compat, "installed", lambda distribution: "99.0.0")
-    untouched, histogram = fresh()
-    assert not compat_runtime.add_to_histogram(histogram, bounds, [2, 2, 2], sum(values))
-    assert text(untouched) == text(fresh()[0])
+    assert compat_runtime.histogram_adder(fresh()[1], bounds) is None
+
+
+def test_the_drain_before_a_stop_uses_uvicorn_internals_only_where_checked(monkeypatch):
+    """compat.serving overrides uvicorn's signal handler and main-loop tick: what they set is internal."""
+    import signal
+
+    from uvicorn.config import Config
+
+    from superkart_lib.compat import serving
+
+    config = Config(app=lambda *a: None)
+    config.load()
+    asked: list[float] = []
+
+    def server(drain: float, same_stop_seconds: float = 0.0) -> serving.DrainingServer:
+        def on_stop() -> float:
+            asked.append(drain)
+            return drain
+
+        made = serving.DrainingServer(config, on_stop, same_stop_seconds)
+        made.started = True
+        return made
+
+    draining = server(60.0)
+    draining.handle_exit(signal.SIGTERM, None)  # uvicorn's handler for SIGTERM and SIGINT
+    assert asked == [60.0] and not draining.should_exit  # the first signal: drain, still serving
+    assert not asyncio.run(draining.on_tick(0))  # uvicorn's main loop asks on_tick whether to stop
+    draining.handle_exit(signal.SIGTERM, None)
+    assert draining.should_exit and not draining.force_exit and asked == [60.0]  # a second: stop now
+    assert asyncio.run(draining.on_tick(1))
+    draining.handle_exit(signal.SIGINT, None)
+    assert draining.force_exit  # then uvicorn's second Ctrl-C
+    assert draining._captured_signals == []  # nothing re-raised after the stop: the process exits 0
+
+    twice = server(60.0, same_stop_seconds=60.0)
+    twice.handle_exit(signal.SIGINT, None)
+    twice.handle_exit(signal.SIGTERM, None)  # the same stop, delivered twice
+    assert not twice.should_exit
+    ended = server(1e-6)
+    ended.handle_exit(signal.SIGTERM, None)
+    assert asyncio.run(ended.on_tick(0))  # the drain is over: uvicorn's graceful stop follows
+    starting = server(60.0)
+    starting.started = False
+    starting.handle_exit(signal.SIGTERM, None)
+    assert starting.should_exit  # not serving yet: nothing to drain
+
+    assert serving.drains()
+    monkeypatch.setattr(compat, "installed", lambda distribution: "99.0.0")
+    assert not serving.drains()  # unchecked: serve() is uvicorn.run, with uvicorn's own stop
+
+
+def test_the_draining_supervisor_replaces_every_place_uvicorn_makes_a_worker():
+    """uvicorn's supervisor names its worker class in each method that starts one; the subclass overrides them all."""
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+    from uvicorn.server import Server
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+    from superkart_lib.compat import serving
+
+    members = inspect.getmembers(Multiprocess, inspect.isfunction)
+    making = {name for name, method in members if "Process(" in inspect.getsource(method)}
+    assert making and all(name in serving.DrainingMultiprocess.__dict__ for name in making), making
+    assert "self.server.run(" in inspect.getsource(Process.target)  # a worker serves with its server property
+    run = inspect.getsource(Multiprocess.run)
+    assert run.index("self.terminate_all()") < run.index("self.join_all()")  # the stop the subclass extends
+    assert "self.signal_queue.append" in inspect.getsource(Multiprocess.__init__)
+    assert "self.handle_exit" in inspect.getsource(Server.capture_signals)
+    assert "on_tick" in inspect.getsource(Server.main_loop)
+    # The protocol's stop (compat.http): uvicorn's shutdown calls it, and it reads the request cycle.
+    assert "connection.shutdown()" in inspect.getsource(Server.shutdown)
+    assert {"self.keep_alive", "self.response_complete"} <= set(
+        re.findall(r"self\.\w+", inspect.getsource(RequestResponseCycle.__init__))
+    )
