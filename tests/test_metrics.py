@@ -365,10 +365,10 @@ def test_a_full_queue_is_written_by_the_request_that_fills_it():
     metrics.stop_flushing()  # as if the flusher were starved: the queue must still stay bounded
     try:
         before = value(parse(generate_latest().decode()), REQUESTS, **labels)
-        for _ in range(metrics.MAX_PENDING + 1):
+        for _ in range(metrics.FLUSH_AT_PENDING + 1):
             metrics.record_request("other", "HEAD", 404, 0.001)
         written = value(parse(generate_latest().decode()), REQUESTS, **labels)  # no flush asked for
-        assert written - before == metrics.MAX_PENDING + 1
+        assert written - before == metrics.FLUSH_AT_PENDING + 1
     finally:
         metrics.start_flushing()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import papermill
@@ -86,6 +87,10 @@ def test_bad_data_path_stops_with_partial_notebook(tmp_path):
     assert not (out / "summary.json").exists()
 
 
+def is_parameters(cell) -> bool:
+    return "parameters" in cell.metadata.get("tags", [])
+
+
 def test_every_notebook_declares_typed_documented_parameters():
     for notebook in NOTEBOOKS:
         parameters = papermill.inspect_notebook(str(notebooks_dir() / notebook))
@@ -93,6 +98,10 @@ def test_every_notebook_declares_typed_documented_parameters():
         for name, info in parameters.items():
             assert info["inferred_type_name"] in {"int", "str", "float", "bool"}, (notebook, name)
             assert info["help"], (notebook, name)
+        # papermill skips a line it cannot parse (with a notice on stderr): every assignment must be read.
+        cell = next(c for c in nbformat.read(notebooks_dir() / notebook, as_version=4).cells if is_parameters(c))
+        assigned = [line.split(":")[0] for line in cell.source.splitlines() if re.match(r"^\w+\s*:", line)]
+        assert assigned == list(parameters), (notebook, assigned, list(parameters))
 
 
 def test_notebook_defaults_are_the_librarys():

@@ -40,7 +40,7 @@ prometheus-client metrics: one ``inc(n)`` per series and one per bucket
   (Totals updated in place would need a lock around every update: with the GIL, ``+=`` on a
   list item is still a read and a write another thread may come between. Measured inside the
   app, metrics cost 12-15 us a request that way.)
-- Memory: a queue past :data:`MAX_PENDING` items (half a minute of full load) is flushed by the
+- Memory: a queue past :data:`FLUSH_AT_PENDING` items (half a minute of full load) is flushed by the
   request that finds it so, should the flusher ever be stopped or starved.
 - Outside the prometheus-client versions whose histogram internals were checked (probed once at
   import), every value is observed directly as before: correct, at the old cost.
@@ -122,7 +122,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 #: Past this many requests (or values) waiting, the caller flushes them itself.
-MAX_PENDING = 100_000
+FLUSH_AT_PENDING = 100_000
 _requests: deque[tuple[str, str, int, float]] = deque()  # (route, method, status, seconds) each
 _values: deque[float] = deque()  # predictions queued one by one
 _batches: deque[tuple[int, list[int], float]] = deque()  # larger batches: (rows, per-bucket counts, sum)
@@ -158,7 +158,7 @@ def record_request(route: str, method: str, status: int, seconds: float) -> None
         DURATION.labels(route).observe(seconds)
         return
     _requests.append((route, method, status, seconds))
-    if len(_requests) > MAX_PENDING:
+    if len(_requests) > FLUSH_AT_PENDING:
         flush()
 
 
@@ -181,7 +181,7 @@ def predictions(values: Sequence[float]) -> None:
     else:
         _values.extend(values)
         pending = len(_values)
-    if pending > MAX_PENDING:
+    if pending > FLUSH_AT_PENDING:
         flush()
 
 
