@@ -49,8 +49,11 @@ notebooks: install
 		--ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 \
 		--NotebookClient.record_timing=False 0*.ipynb
 
+# JupyterLab on the course notebooks. As root (containers, CI, cloud notebooks) Jupyter refuses to
+# start without --allow-root; LAB_ARGS passes more options (e.g. LAB_ARGS="--no-browser --port 8889").
+LAB_ARGS ?=
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 # Style (ruff), the architecture's import contracts (import-linter, see pyproject.toml) and types (mypy).
 lint: install
