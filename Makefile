@@ -33,10 +33,11 @@ system-packages:
 	fi
 
 # The unit and integration tests (two processes), then strict nbval over the committed
-# notebooks (every output compared, in this environment's kernel).
+# notebooks (every output compared, in this environment's kernel): the solution notebooks first
+# (they write notebooks/outputs, which the student notebooks read), then the student ones.
 test: install system-packages
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
-	$(BIN)/python -m pytest notebooks --nbval --nbval-current-env \
+	$(BIN)/python -m pytest notebooks/0*.ipynb notebooks/student/0*.ipynb --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 # Serve the model package of the latest `make run` (http://127.0.0.1:8000/).
@@ -44,10 +45,15 @@ serve: install
 	$(BIN)/superkart serve --model $(RUN_DIR)/model
 
 # The only way committed notebook outputs are produced: re-execute them in place with their defaults.
+# Then the student notebooks (exercise solutions blanked, see superkart_lib/course/student.py) are
+# generated into notebooks/student/ and executed the same way, in the solution notebooks' workspace.
+NBCONVERT := jupyter nbconvert --to notebook --execute --inplace \
+	--ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 \
+	--NotebookClient.record_timing=False
 notebooks: install
-	cd notebooks && rm -rf outputs && ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 \
-		--NotebookClient.record_timing=False 0*.ipynb
+	cd notebooks && rm -rf outputs && ../$(BIN)/$(NBCONVERT) 0*.ipynb
+	$(BIN)/python -m superkart_lib.course.student --out notebooks/student notebooks/0*.ipynb
+	cd notebooks/student && ../../$(BIN)/$(NBCONVERT) 0*.ipynb
 
 # JupyterLab on the course notebooks. As root (containers, CI, cloud notebooks) Jupyter refuses to
 # start without --allow-root; LAB_ARGS passes more options (e.g. LAB_ARGS="--no-browser --port 8889").
