@@ -143,7 +143,7 @@ def time_apps(package: str, runs: int, requests: int, block: int) -> None:
     lands on one thread, whose CPU time (``time.thread_time_ns``: not the time other jobs hold
     the core) is what is measured.
     """
-    from predict_route import Exchange, loaded_app
+    from predict_route import Exchange, loaded_app, time_requests
 
     from superkart_lib.production import metrics
 
@@ -155,14 +155,7 @@ def time_apps(package: str, runs: int, requests: int, block: int) -> None:
     exchange = Exchange(sample_body())
 
     async def cpu_ns(app: Any, count: int) -> int:
-        scope, receive, send = exchange.scope, exchange.receive, exchange.send
-        started = time.thread_time_ns()
-        for _ in range(count):
-            await app(scope(), receive, send)
-        elapsed = time.thread_time_ns() - started
-        if exchange.status != 200:
-            raise SystemExit(f"answer {exchange.status} during timing: {exchange.content[:200]!r}")
-        return elapsed
+        return await time_requests(app, exchange, count, clock=time.thread_time_ns)
 
     async def measure() -> dict[str, list[float]]:
         for app in apps.values():  # first calls fill caches; the metrics app starts its flusher
