@@ -155,7 +155,7 @@ def write_student_notebooks(sources: list[Path], out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path, help="the solution notebooks")
     parser.add_argument("--out", type=Path, required=True, help="directory for the student notebooks")
     args = parser.parse_args(argv)

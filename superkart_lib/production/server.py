@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import os
 import resource
 import shutil
@@ -68,6 +69,8 @@ DRAIN_SECONDS = 2.0
 
 # Set in a worker whose supervisor is gone: nobody routes traffic by its readiness any more.
 _ORPHANED = threading.Event()
+#: Seconds an orphaned worker (its supervisor killed) has to stop gracefully before it exits.
+ORPHAN_STOP_SECONDS = 1.0
 
 
 def app_from_env() -> Any:
@@ -79,8 +82,13 @@ def app_from_env() -> Any:
         raise SuperKartError(f"{MODEL_ENV} is not set (use `superkart serve --model DIR`)")
     _log_to_stderr()
     supervisor = os.environ.get(SUPERVISOR_ENV, "")
-    if supervisor.isdigit() and int(supervisor) == os.getppid():
-        stop_with_parent(int(supervisor))
+    if supervisor.isdigit():
+        spawned_by = multiprocessing.parent_process()
+        if int(supervisor) == os.getppid():
+            stop_with_parent(int(supervisor))
+        elif spawned_by is not None and spawned_by.pid == int(supervisor):
+            # The supervisor died while this worker was starting: it must not serve, nor hold the port.
+            os._exit(0)
     return create_app(package_dir, follow=os.environ.get(FOLLOW_ENV) == "1")
 
 
@@ -98,6 +106,8 @@ def _log_to_stderr() -> None:
 def stop_with_parent(parent: int, interval: float = 0.2) -> None:
     """Send this process SIGTERM (uvicorn's graceful stop) once ``parent`` is no longer its parent.
 
+    The stop gets :data:`ORPHAN_STOP_SECONDS`; a worker still alive then exits at once.
+
     A worker whose supervisor was killed (SIGKILL leaves it no chance to stop its children)
     would otherwise keep serving and keep the port, so the service could not be restarted.
     Polling the parent pid works on every POSIX system, unlike Linux's PR_SET_PDEATHSIG.
@@ -108,6 +118,9 @@ def stop_with_parent(parent: int, interval: float = 0.2) -> None:
             threading.Event().wait(interval)
         _ORPHANED.set()  # stop without the drain: the port must be free for a restart
         os.kill(os.getpid(), signal.SIGTERM)
+        # A graceful stop waits for open connections; an orphan frees the port within a bound.
+        threading.Event().wait(ORPHAN_STOP_SECONDS)
+        os._exit(0)
 
     threading.Thread(target=watch, name="superkart-parent-watch", daemon=True).start()
 
