@@ -154,7 +154,8 @@ def test_promote_and_roll_back_twice_under_load_fails_no_request(two_versions, r
     expected = {v: offline(root / "versions" / v, records) for v in (v1, v2)}
     requests = 20_000
     with ServerProcess(root, workers=2, timeout=120, log=tmp_path / "serve.log", registry=True) as server:
-        log, done = run_load_in_thread(server.url, records, requests, concurrency=32)
+        # At most 2,500 requests/s: the load lasts 8 s or more on any machine, time for the four moves.
+        log, done = run_load_in_thread(server.url, records, requests, concurrency=32, rate=2_500)
         moves = [("promote", v2), ("rollback", v1), ("promote", v2), ("rollback", v1)]
         for step, (action, version) in enumerate(moves, start=1):
             # Each move at a point of the load, once both workers took the one before.

@@ -99,7 +99,13 @@ async def _exchange(
 
 
 async def _client(
-    url: str, bodies: Sequence[bytes], jobs: asyncio.Queue[int], log: LoadLog, start: float, timeout: float
+    url: str,
+    bodies: Sequence[bytes],
+    jobs: asyncio.Queue[int],
+    log: LoadLog,
+    start: float,
+    timeout: float,
+    rate: float | None,
 ) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -110,6 +116,10 @@ async def _client(
             index = jobs.get_nowait()
         except asyncio.QueueEmpty:
             break
+        if rate:  # request i leaves no earlier than i / rate seconds into the load
+            delay = index / rate - (time.perf_counter() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
         sent = time.perf_counter() - start
         answer = Answer(index, sent, sent, 0)
         try:
@@ -143,13 +153,19 @@ async def _client(
 
 
 async def _load(
-    url: str, bodies: Sequence[bytes], requests: int, concurrency: int, timeout: float, log: LoadLog
+    url: str,
+    bodies: Sequence[bytes],
+    requests: int,
+    concurrency: int,
+    timeout: float,
+    log: LoadLog,
+    rate: float | None,
 ) -> LoadLog:
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         jobs.put_nowait(i)
     start = time.perf_counter()
-    await asyncio.gather(*(_client(url, bodies, jobs, log, start, timeout) for _ in range(concurrency)))
+    await asyncio.gather(*(_client(url, bodies, jobs, log, start, timeout, rate) for _ in range(concurrency)))
     log.seconds = time.perf_counter() - start
     return log
 
@@ -161,6 +177,7 @@ def run_load(
     concurrency: int = 8,
     timeout: float = 10.0,
     log: LoadLog | None = None,
+    rate: float | None = None,
 ) -> LoadLog:
     """Send ``requests`` one-record predictions to ``url`` over ``concurrency`` keep-alive connections.
 
@@ -178,6 +195,9 @@ def run_load(
         Seconds one request may take before it counts as failed.
     log : LoadLog, optional
         The log to fill (another thread may watch ``len(log.answers)`` grow); a new one by default.
+    rate : float, optional
+        Most requests per second sent (none: as fast as the answers come). A fixed pace keeps
+        the load running long enough for what a test does meanwhile, on any machine.
 
     Returns
     -------
@@ -185,7 +205,8 @@ def run_load(
         Every answer, failed ones included.
     """
     bodies = [json.dumps(r).encode() for r in records]
-    return asyncio.run(_load(url, bodies, requests, concurrency, timeout, log if log is not None else LoadLog()))
+    log = log if log is not None else LoadLog()
+    return asyncio.run(_load(url, bodies, requests, concurrency, timeout, log, rate))
 
 
 def run_load_in_thread(
