@@ -49,13 +49,12 @@ from serving import (
     load_note,
     note,
     sample_body,
-    start_process,
+    start_factory,
 )
 
 from superkart_lib.compat import http
-from superkart_lib.contract import limits
-from superkart_lib.course.serving import free_port
 from superkart_lib.production import server as serve
+from superkart_lib.production.metrics import ENV as METRICS_SWITCH
 from superkart_lib.production.metrics import FLUSH_SECONDS
 
 SERVERS = ("metrics", "off")
@@ -64,21 +63,14 @@ BENCHMARKS = Path(__file__).resolve().parent
 
 def start(name: str, package: Path, workers: int, logs: Path) -> Server:
     """uvicorn on the app factory with the settings ``run_server`` uses; metrics on or off."""
-    port = free_port()
-    call = (
-        f"uvicorn.run({serve.APP_FACTORY!r}, factory=True, host='127.0.0.1', port={port}, workers={workers}, "
-        f"http={http.http_protocol()!r}, timeout_keep_alive={serve.KEEP_ALIVE_TIMEOUT}, "
-        f"limit_concurrency={limits.MAX_CONNECTIONS}, log_level='warning')"
-    )
-    env = {**os.environ, serve.MODEL_ENV: str(package.resolve())}
+    env = dict(os.environ)
     env.pop(serve.METRICS_DIR_ENV, None)
     if name == "metrics":
         env[serve.METRICS_DIR_ENV] = str(logs / "prometheus")
         (logs / "prometheus").mkdir()
     else:
-        env["SUPERKART_METRICS"] = "off"
-    command = [sys.executable, "-c", f"import uvicorn; {call}"]
-    return start_process(name, f"http://127.0.0.1:{port}", command, logs / f"{name}.log", env)
+        env[METRICS_SWITCH] = "off"
+    return start_factory(name, package, workers, logs, http.http_protocol(), env)
 
 
 def counted_predictions(url: str, timeout: float = 10.0) -> int:
@@ -119,7 +111,7 @@ def in_process(package: Path, logs: Path, runs: int, requests: int, block: int) 
     directory = logs / "in-process-prometheus"
     directory.mkdir()
     env = {**os.environ, serve.METRICS_DIR_ENV: str(directory)}  # read when prometheus-client is imported
-    env.pop("SUPERKART_METRICS", None)
+    env.pop(METRICS_SWITCH, None)
     code = (
         f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); import metrics_cost; "
         f"metrics_cost.time_apps({str(package)!r}, {runs}, {requests}, {block})"

@@ -26,28 +26,17 @@ from serving import (
     add_pair_options,
     compare_pair,
     load_note,
-    start_process,
+    start_factory,
 )
 
 from superkart_lib.compat.http import GUARDED_HTTP
-from superkart_lib.contract import limits
-from superkart_lib.course.serving import free_port
-from superkart_lib.production import server as serve
 
 PROTOCOLS = {"deadlines": GUARDED_HTTP, "uvicorn": "httptools"}
 
 
 def start(name: str, package: Path, workers: int, logs: Path) -> Server:
     """uvicorn on the app factory with ``http=PROTOCOLS[name]`` and the settings ``run_server`` uses."""
-    port = free_port()
-    call = (
-        f"uvicorn.run({serve.APP_FACTORY!r}, factory=True, host='127.0.0.1', port={port}, workers={workers}, "
-        f"http={PROTOCOLS[name]!r}, timeout_keep_alive={serve.KEEP_ALIVE_TIMEOUT}, "
-        f"limit_concurrency={limits.MAX_CONNECTIONS}, log_level='warning')"
-    )
-    env = {**os.environ, serve.MODEL_ENV: str(package.resolve())}
-    command = [sys.executable, "-c", f"import uvicorn; {call}"]
-    return start_process(name, f"http://127.0.0.1:{port}", command, logs / f"{name}.log", env)
+    return start_factory(name, package, workers, logs, PROTOCOLS[name], dict(os.environ))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -184,6 +184,22 @@ def start_process(name: str, url: str, command: list[str], log: Path, env: dict[
     return Server(name, url, process, log)
 
 
+def start_factory(name: str, package: Path, workers: int, logs: Path, http: str, env: dict[str, str]) -> Server:
+    """uvicorn on the app factory with the settings ``run_server`` uses, ``http`` as its protocol and ``env``."""
+    from superkart_lib.contract import limits
+    from superkart_lib.production import server as serve
+
+    port = free_port()
+    call = (
+        f"uvicorn.run({serve.APP_FACTORY!r}, factory=True, host='127.0.0.1', port={port}, workers={workers}, "
+        f"http={http!r}, timeout_keep_alive={serve.KEEP_ALIVE_TIMEOUT}, "
+        f"limit_concurrency={limits.MAX_CONNECTIONS}, log_level='warning')"
+    )
+    env = {**env, serve.MODEL_ENV: str(package.resolve())}
+    command = [sys.executable, "-c", f"import uvicorn; {call}"]
+    return start_process(name, f"http://127.0.0.1:{port}", command, logs / f"{name}.log", env)
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """CPU seconds (user + system) used so far by the live processes of group ``pgid`` (Linux /proc)."""
     ticks = 0

@@ -9,6 +9,7 @@ the file, column, row and allowed values. Rows are numbered from 1 for the first
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,24 @@ def load_training_data(
     if path:
         frame = read_csv(path)
         return frame, data_facts(path, frame)
+    return synthetic_data(rows, seed)
+
+
+#: The manifest's ``source`` for the built-in synthetic data, as :func:`regenerate` reads it back.
+_SYNTHETIC_SOURCE = re.compile(r"synthetic\(rows=(\d+), seed=(-?\d+)\)")
+
+
+def synthetic_data(rows: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The built-in synthetic data and its manifest facts (the sha256 of its CSV text)."""
     frame = generate(rows=rows, seed=seed)
     digest = sha256_of(frame.to_csv(index=False).encode())
     return frame, {"source": f"synthetic(rows={rows}, seed={seed})", "sha256": digest, "rows": len(frame)}
+
+
+def regenerate(source: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The synthetic data a manifest's ``source`` names, with its facts; None for any other source."""
+    match = _SYNTHETIC_SOURCE.fullmatch(source)
+    return synthetic_data(int(match[1]), int(match[2])) if match else None
 
 
 #: The manifest's ``source`` for data read from a file. The path is not recorded: the manifest is

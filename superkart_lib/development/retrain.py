@@ -15,7 +15,6 @@ evaluation succeed, and the pointer moves last.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from superkart_lib.contract import manifest as mf
 from superkart_lib.contract.errors import DataError, SuperKartError, WriteError
 from superkart_lib.contract.files import atomic_write, resolve_link, sha256_of
 from superkart_lib.development import settings
-from superkart_lib.development.data import data_facts, read_csv
+from superkart_lib.development.data import data_facts, read_csv, regenerate
 from superkart_lib.development.evaluate import regression_metrics
 from superkart_lib.development.package import write_package
 from superkart_lib.development.retrain_report import (
@@ -41,7 +40,6 @@ from superkart_lib.development.retrain_report import (
     promotion_why,
     write_reports,
 )
-from superkart_lib.development.synthetic import generate
 from superkart_lib.development.train import split, train
 from superkart_lib.production import registry
 from superkart_lib.production.runtime import OnnxModel
@@ -50,7 +48,6 @@ __all__ = ["DEFAULT_MARGIN", "MIN_ROWS", "RetrainResult", "previous_data", "retr
 
 #: Fewest rows of new data: its 20% hold-out must have enough rows for an RMSE worth comparing.
 MIN_ROWS = 50
-_SYNTHETIC = re.compile(r"synthetic\(rows=(\d+), seed=(-?\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -88,11 +85,10 @@ def previous_data(root: Path, manifest: dict[str, Any]) -> tuple[pd.DataFrame, s
         if sha256_of(path) != sha:
             raise SuperKartError(f"{path}: its sha256 is not the one its name records; the file was altered")
         return read_csv(path), f"{registry.DATA}/{path.name}"
-    match = _SYNTHETIC.fullmatch(source)
-    if match:
-        rows, seed = int(match[1]), int(match[2])
-        frame = generate(rows=rows, seed=seed)
-        if sha256_of(frame.to_csv(index=False).encode()) != sha:
+    regenerated = regenerate(source)
+    if regenerated is not None:
+        frame, regenerated_facts = regenerated
+        if regenerated_facts["sha256"] != sha:
             raise SuperKartError(
                 f"version {version} was trained on {source}, but regenerating it here gives other data "
                 "(another generator release); retrain without --with-previous-data"
